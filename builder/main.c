@@ -1,0 +1,93 @@
+/* kbuild's entry point: global options, then one part's commands. */
+#include "../store/store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: kbuild [--store DIR] [-q|-v] COMMAND ...\n\n"
+		"kbuild builds reproducible artifacts from inputs held in a content-addressed\n"
+		"store.\n\n"
+		"Commands:\n");
+	kb_store_summary(out);
+	fprintf(out,
+		"  kbuild help [COMMAND ...]\n\n"
+		"Options:\n"
+		"  --store DIR   the store to use (default: $KBUILD_STORE, else\n"
+		"                $XDG_DATA_HOME/kbuild/store, else ~/.local/share/kbuild/store)\n"
+		"  -q, --quiet   only errors on stderr\n"
+		"  -v, --verbose more detail on stderr\n"
+		"  --version     print the version\n"
+		"  -h, --help    this text\n");
+}
+
+static int help(int argc, char **argv)
+{
+	if (argc == 0) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[0], "store") && kb_store_help(argc > 1 ? argv[1] : NULL, stdout))
+		return 0;
+	if (!strcmp(argv[0], "help")) {
+		printf("usage: kbuild help [COMMAND [SUBCOMMAND]]\n");
+		return 0;
+	}
+	fprintf(stderr, "kbuild: no help for '%s%s%s' (see 'kbuild --help')\n", argv[0],
+		argc > 1 ? " " : "", argc > 1 ? argv[1] : "");
+	return 2;
+}
+
+int main(int argc, char **argv)
+{
+	const char *store = NULL;
+	int i = 1;
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			usage(stdout);
+			return 0;
+		} else if (!strcmp(a, "--version")) {
+			printf("kbuild %s\n", KB_VERSION);
+			return 0;
+		} else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
+			kb_log_level = KB_LOG_QUIET;
+		} else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
+			kb_log_level = KB_LOG_DEBUG;
+		} else if (!strcmp(a, "--store") || !strncmp(a, "--store=", 8)) {
+			if (a[7] == '=')
+				store = a + 8;
+			else if (i + 1 < argc)
+				store = argv[++i];
+			else {
+				fprintf(stderr, "kbuild: option '--store' needs a directory\n");
+				return 2;
+			}
+			if (!*store) {
+				fprintf(stderr, "kbuild: option '--store' needs a directory\n");
+				return 2;
+			}
+		} else {
+			fprintf(stderr, "kbuild: unknown option '%s' (see 'kbuild --help')\n", a);
+			return 2;
+		}
+	}
+	if (i == argc) {
+		fprintf(stderr, "kbuild: missing command (see 'kbuild --help')\n");
+		return 2;
+	}
+	const char *cmd = argv[i];
+	if (!strcmp(cmd, "help"))
+		return help(argc - i - 1, argv + i + 1);
+	if (!strcmp(cmd, "store")) {
+		char *dir = store ? kb_strdup(store) : kb_store_default_path();
+		int rc = kb_store_main(dir, argc - i - 1, argv + i + 1);
+		free(dir);
+		return rc;
+	}
+	fprintf(stderr, "kbuild: unknown command '%s' (see 'kbuild --help')\n", cmd);
+	return 2;
+}

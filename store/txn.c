@@ -1,0 +1,321 @@
+/* Transactions: objects are staged in tmp/txn-*, made durable with one
+ * syncfs, renamed into objects/, and synced again before anything may
+ * point at them (one barrier per batch instead of one fsync per object). */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct staged {
+	kb_hash h;
+	unsigned id;
+	int exec;
+};
+
+struct kb_txn {
+	kb_store *s;
+	int lockfd, dirfd;
+	char dirname[64];
+	pthread_mutex_t mu;
+	kb_hset *set; /* staged hashes */
+	struct staged *v;
+	size_t n, cap;
+	int failed;
+};
+
+struct kb_blobw {
+	kb_txn *t;
+	int fd;
+	unsigned id;
+	kb_sha *sha;
+	uint64_t size, flushed;
+};
+
+kb_err *kb_txn_begin(kb_store *s, kb_txn **out)
+{
+	kb_txn *t = kb_calloc(1, sizeof *t);
+	t->s = s;
+	t->dirfd = -1;
+	kb_err *err = store_lock(s, 0, &t->lockfd);
+	if (err) {
+		free(t);
+		return err;
+	}
+	snprintf(t->dirname, sizeof t->dirname, "txn-%ld-%u", (long)getpid(), store_seq(s));
+	if (mkdirat(s->tmpfd, t->dirname, 0700) < 0 ||
+	    (t->dirfd = openat(s->tmpfd, t->dirname, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		err = kb_errno(errno, "cannot create staging directory %s/tmp/%s", s->path,
+			       t->dirname);
+		store_unlock(t->lockfd);
+		free(t);
+		return err;
+	}
+	pthread_mutex_init(&t->mu, NULL);
+	t->set = kb_hset_new();
+	*out = t;
+	return NULL;
+}
+
+static void txn_free(kb_txn *t)
+{
+	if (t->dirfd >= 0)
+		close(t->dirfd);
+	kb_err *err = kb_remove_tree(t->s->tmpfd, t->dirname);
+	if (err) /* harmless: gc clears tmp/ */
+		kb_err_free(err);
+	store_unlock(t->lockfd);
+	pthread_mutex_destroy(&t->mu);
+	kb_hset_free(t->set);
+	free(t->v);
+	free(t);
+}
+
+void kb_txn_abort(kb_txn *t)
+{
+	if (t)
+		txn_free(t);
+}
+
+static void fail(kb_txn *t)
+{
+	pthread_mutex_lock(&t->mu);
+	t->failed = 1;
+	pthread_mutex_unlock(&t->mu);
+}
+
+int kb_txn_has(kb_txn *t, const kb_hash *h)
+{
+	pthread_mutex_lock(&t->mu);
+	int in = kb_hset_has(t->set, h);
+	pthread_mutex_unlock(&t->mu);
+	return in || kb_store_has(t->s, h);
+}
+
+/* Claims h for staging. 0: already stored or staged, nothing to write. */
+static int claim(kb_txn *t, const kb_hash *h)
+{
+	if (kb_store_has(t->s, h))
+		return 0;
+	pthread_mutex_lock(&t->mu);
+	int fresh = kb_hset_add(t->set, h);
+	pthread_mutex_unlock(&t->mu);
+	return fresh;
+}
+
+static void record(kb_txn *t, const kb_hash *h, unsigned id, int exec)
+{
+	pthread_mutex_lock(&t->mu);
+	if (t->n == t->cap) {
+		t->cap = t->cap ? 2 * t->cap : 64;
+		t->v = kb_realloc(t->v, t->cap * sizeof *t->v);
+	}
+	t->v[t->n++] = (struct staged){*h, id, exec};
+	pthread_mutex_unlock(&t->mu);
+}
+
+static kb_err *create_staged(kb_txn *t, unsigned *id, int *fd)
+{
+	char name[16];
+	*id = store_seq(t->s);
+	snprintf(name, sizeof name, "%u", *id);
+	*fd = openat(t->dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
+	if (*fd < 0)
+		return kb_errno(errno, "cannot create %s/tmp/%s/%s", t->s->path, t->dirname, name);
+	return NULL;
+}
+
+kb_err *kb_txn_add_bytes(kb_txn *t, const void *p, size_t n, int exec, kb_hash *out)
+{
+	kb_sha256(p, n, out);
+	if (!claim(t, out))
+		return NULL;
+	unsigned id;
+	int fd;
+	kb_err *err = create_staged(t, &id, &fd);
+	if (!err)
+		err = kb_write_all(fd, p, n, "a staged object");
+	if (fd >= 0 && close(fd) < 0 && !err)
+		err = kb_errno(errno, "cannot close a staged object");
+	if (err) {
+		fail(t);
+		return err;
+	}
+	record(t, out, id, exec);
+	return NULL;
+}
+
+kb_err *kb_blob_begin(kb_txn *t, kb_blobw **out)
+{
+	kb_blobw *w = kb_calloc(1, sizeof *w);
+	w->t = t;
+	kb_err *err = create_staged(t, &w->id, &w->fd);
+	if (err) {
+		fail(t);
+		free(w);
+		return err;
+	}
+	w->sha = kb_sha_new();
+	*out = w;
+	return NULL;
+}
+
+#define FLUSH_EVERY (8u << 20)
+
+kb_err *kb_blob_write(kb_blobw *w, const void *p, size_t n)
+{
+	kb_sha_update(w->sha, p, n);
+	kb_err *err = kb_write_all(w->fd, p, n, "a staged object");
+	if (err) {
+		fail(w->t);
+		return err;
+	}
+	w->size += n;
+	/* start writeback early so the commit's sync has little left to do */
+	if (w->size - w->flushed >= FLUSH_EVERY) {
+		sync_file_range(w->fd, (off64_t)w->flushed, (off64_t)(w->size - w->flushed),
+				SYNC_FILE_RANGE_WRITE);
+		w->flushed = w->size;
+	}
+	return NULL;
+}
+
+static void blob_free(kb_blobw *w, int unlink_it)
+{
+	if (w->fd >= 0)
+		close(w->fd);
+	if (unlink_it) {
+		char name[16];
+		snprintf(name, sizeof name, "%u", w->id);
+		unlinkat(w->t->dirfd, name, 0);
+	}
+	kb_sha_free(w->sha);
+	free(w);
+}
+
+void kb_blob_abort(kb_blobw *w)
+{
+	if (w)
+		blob_free(w, 1);
+}
+
+kb_err *kb_blob_finish(kb_blobw *w, int exec, const kb_hash *expect, kb_hash *out)
+{
+	kb_hash h;
+	kb_sha_final(w->sha, &h);
+	if (expect && !kb_hash_eq(expect, &h)) {
+		char want[KB_HEX_LEN + 1], got[KB_HEX_LEN + 1];
+		kb_hash_hex(expect, want);
+		kb_hash_hex(&h, got);
+		blob_free(w, 1);
+		return kb_errf("content hashes to %s, not the expected %s", got, want);
+	}
+	int fd = w->fd;
+	w->fd = -1;
+	if (close(fd) < 0) {
+		kb_err *err = kb_errno(errno, "cannot close a staged object");
+		fail(w->t);
+		blob_free(w, 1);
+		return err;
+	}
+	if (out)
+		*out = h;
+	if (!claim(w->t, &h)) {
+		blob_free(w, 1);
+		return NULL;
+	}
+	record(w->t, &h, w->id, exec);
+	blob_free(w, 0);
+	return NULL;
+}
+
+kb_err *kb_txn_add_fd(kb_txn *t, int fd, int exec, const char *what, kb_hash *out)
+{
+	kb_blobw *w;
+	kb_err *err = kb_blob_begin(t, &w);
+	if (err)
+		return err;
+	size_t bufsize = 1 << 20;
+	char *buf = kb_malloc(bufsize);
+	for (;;) {
+		size_t got;
+		if ((err = kb_read_full(fd, buf, bufsize, &got, what)))
+			break;
+		if (got && (err = kb_blob_write(w, buf, got)))
+			break;
+		if (got < bufsize)
+			break;
+	}
+	free(buf);
+	if (err) {
+		kb_blob_abort(w);
+		return err;
+	}
+	return kb_blob_finish(w, exec, NULL, out);
+}
+
+kb_err *kb_txn_commit(kb_txn *t, const kb_oid *roots, size_t nroots)
+{
+	kb_store *s = t->s;
+	kb_err *err = NULL;
+	if (t->failed)
+		err = kb_errf("a write in this transaction failed; nothing was stored");
+	if (!err && t->n) {
+		if (syncfs(t->dirfd) < 0)
+			err = kb_errno(errno, "cannot sync the store %s", s->path);
+		for (size_t i = 0; !err && i < t->n; i++) {
+			char from[16], to[OBJ_NAME_MAX];
+			snprintf(from, sizeof from, "%u", t->v[i].id);
+			obj_name(&t->v[i].h, t->v[i].exec, to);
+			if (renameat(t->dirfd, from, s->objfd, to) < 0)
+				err = kb_errno(errno, "cannot move object %s into %s/objects",
+					       to, s->path);
+		}
+		/* renames durable before any ref can name these objects */
+		if (!err && syncfs(t->dirfd) < 0)
+			err = kb_errno(errno, "cannot sync the store %s", s->path);
+	}
+	if (!err && nroots)
+		err = store_hold(s, roots, nroots);
+	txn_free(t);
+	return err;
+}
+
+kb_err *store_hold(kb_store *s, const kb_oid *roots, size_t n)
+{
+	kb_buf b = {0};
+	for (size_t i = 0; i < n; i++) {
+		if (roots[i].type == KB_NONE)
+			continue;
+		char line[5 + KB_HEX_LEN + 1];
+		kb_oid_fmt(&roots[i], line);
+		kb_buf_adds(&b, line);
+		kb_buf_addc(&b, '\n');
+	}
+	kb_err *err = NULL;
+	pthread_mutex_lock(&s->mu);
+	if (s->rootsfd < 0 && b.len) {
+		/* created and locked while we hold the store lock, so gc never
+		 * sees it unlocked */
+		char name[64];
+		snprintf(name, sizeof name, "%ld-%u", (long)getpid(), store_seq(s));
+		int fd = openat(s->rootsdir, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		if (fd < 0)
+			err = kb_errno(errno, "cannot create %s/roots/%s", s->path, name);
+		else if (flock(fd, LOCK_EX) < 0) {
+			err = kb_errno(errno, "cannot lock %s/roots/%s", s->path, name);
+			close(fd);
+		} else
+			s->rootsfd = fd;
+	}
+	if (!err && b.len)
+		err = kb_write_all(s->rootsfd, b.p, b.len, "the roots file");
+	pthread_mutex_unlock(&s->mu);
+	kb_buf_free(&b);
+	return err;
+}
