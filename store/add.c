@@ -67,11 +67,19 @@ static kb_err *add_file(kb_txn *t, const char *path, char *buf, kb_tree_entry *e
 	}
 	int exec = (st.st_mode & S_IXUSR) != 0;
 	ent->type = exec ? KB_ENT_EXEC : KB_ENT_FILE;
-	size_t got = 0;
 	if (st.st_size < (off_t)SMALL_FILE) {
-		err = kb_read_full(fd, buf, SMALL_FILE, &got, path);
-		if (!err && got < SMALL_FILE) {
-			err = kb_txn_add_bytes(t, buf, got, exec, &ent->hash);
+		/* one read when it returns the size fstat gave; a file that changes
+		 * while being added is the caller's race either way */
+		ssize_t got = read(fd, buf, SMALL_FILE);
+		if (got < 0)
+			err = kb_errno(errno, "cannot read %s", path);
+		else if (got != st.st_size && got < (ssize_t)SMALL_FILE) {
+			size_t more = 0;
+			err = kb_read_full(fd, buf + got, SMALL_FILE - (size_t)got, &more, path);
+			got += (ssize_t)more;
+		}
+		if (!err && got < (ssize_t)SMALL_FILE) {
+			err = kb_txn_add_bytes(t, buf, (size_t)got, exec, &ent->hash);
 			close(fd);
 			return err ? kb_err_wrap(err, "%s", path) : NULL;
 		}

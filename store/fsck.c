@@ -26,6 +26,8 @@ static kb_err *rehash(void *ctx, const kb_hash *h, int exec, int shardfd, const 
 {
 	(void)exec;
 	struct fsck *f = ctx;
+	if (!h) /* left by an unfinished transaction: invisible, gc removes it */
+		return NULL;
 	int fd = openat(shardfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	char hex[KB_HEX_LEN + 1];
 	kb_hash_hex(h, hex);

@@ -32,6 +32,10 @@ kb_err *store_each_object(kb_store *s, obj_fn fn, void *ctx)
 		while (!err && (de = readdir(d))) {
 			kb_hash h;
 			int exec;
+			if (!strncmp(de->d_name, STAGE_PREFIX, strlen(STAGE_PREFIX))) {
+				err = fn(ctx, NULL, 0, dirfd(d), de->d_name);
+				continue;
+			}
 			if (de->d_name[0] == '.')
 				continue;
 			if (obj_parse(shard, de->d_name, &h, &exec)) {
@@ -154,6 +158,12 @@ static kb_err *sweep(void *ctx, const kb_hash *h, int exec, int shardfd, const c
 {
 	(void)exec;
 	struct gcctx *g = ctx;
+	if (!h) { /* staged by a transaction that never finished */
+		g->st->temp_removed++;
+		if (!g->dry && unlinkat(shardfd, name, 0) < 0 && errno != ENOENT)
+			return kb_errno(errno, "cannot remove %s", name);
+		return NULL;
+	}
 	if (kb_hset_has(g->live, h)) {
 		g->st->objects_kept++;
 		return NULL;

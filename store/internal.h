@@ -14,6 +14,9 @@ struct kb_store {
 	unsigned seq;
 };
 
+/* staged objects inside shards: ignored by readers, removed by gc */
+#define STAGE_PREFIX ".s-"
+
 #define TREE_MAGIC "kbuild-tree 1\n"
 #define TREE_MAGIC_LEN 14
 
@@ -35,7 +38,8 @@ unsigned store_seq(kb_store *s);
 /* records roots in this process's roots file (store lock held) */
 KB_MUST kb_err *store_hold(kb_store *s, const kb_oid *roots, size_t n);
 
-/* calls fn for each object file; stops on error */
+/* calls fn for each object file, and with h NULL for each staged file
+ * left in a shard; stops on error */
 typedef kb_err *(*obj_fn)(void *ctx, const kb_hash *h, int exec, int shardfd,
 			  const char *name);
 KB_MUST kb_err *store_each_object(kb_store *s, obj_fn fn, void *ctx);

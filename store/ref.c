@@ -209,7 +209,8 @@ kb_err *kb_ref_list(kb_store *s, const char *prefix, kb_ref **out, size_t *n)
 		*n = 0;
 		return err;
 	}
-	qsort(*out, *n, sizeof **out, ref_cmp);
+	if (*n > 1)
+		qsort(*out, *n, sizeof **out, ref_cmp);
 	return NULL;
 }
 

@@ -43,7 +43,8 @@ static int type_ok(int c)
 
 kb_err *kb_tree_encode(kb_tree_entry *e, size_t n, kb_buf *out)
 {
-	qsort(e, n, sizeof *e, ent_cmp);
+	if (n > 1)
+		qsort(e, n, sizeof *e, ent_cmp);
 	kb_buf_add(out, TREE_MAGIC, TREE_MAGIC_LEN);
 	for (size_t i = 0; i < n; i++) {
 		if (!name_ok(e[i].name, e[i].namelen) || !type_ok(e[i].type)) {

@@ -12,10 +12,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* Small objects, whose hash is known before they are written, are staged
+ * as objects/ab/.s-PID-ID next to their final name: creating thousands of
+ * files in one staging directory serialises on that directory's lock.
+ * Streamed blobs are staged in tmp/txn-*. */
 struct staged {
 	kb_hash h;
 	unsigned id;
-	int exec;
+	int exec, in_shard;
 };
 
 struct kb_txn {
@@ -25,9 +29,11 @@ struct kb_txn {
 	pthread_mutex_t mu;
 	kb_hset *set; /* staged hashes */
 	struct staged *v;
-	size_t n, cap;
+	size_t n, cap, moved; /* v[0..moved) are in place */
 	int failed;
 };
+
+static int staged_at(const kb_txn *t, const struct staged *st, char name[64]);
 
 struct kb_blobw {
 	kb_txn *t;
@@ -64,6 +70,11 @@ kb_err *kb_txn_begin(kb_store *s, kb_txn **out)
 
 static void txn_free(kb_txn *t)
 {
+	for (size_t i = t->moved; i < t->n; i++) {
+		char name[64];
+		if (t->v[i].in_shard)
+			unlinkat(staged_at(t, &t->v[i], name), name, 0);
+	}
 	if (t->dirfd >= 0)
 		close(t->dirfd);
 	kb_err *err = kb_remove_tree(t->s->tmpfd, t->dirname);
@@ -97,10 +108,15 @@ int kb_txn_has(kb_txn *t, const kb_hash *h)
 	return in || kb_store_has(t->s, h);
 }
 
-/* Claims h for staging. 0: already stored or staged, nothing to write. */
-static int claim(kb_txn *t, const kb_hash *h)
+/* Claims h for staging. 0: already stored or staged, nothing to write.
+ * Only the wanted variant counts as stored: a hardlinked checkout will
+ * need exactly that one, and checking one name is one system call. */
+static int claim(kb_txn *t, const kb_hash *h, int exec)
 {
-	if (kb_store_has(t->s, h))
+	char name[OBJ_NAME_MAX];
+	struct stat st;
+	obj_name(h, exec, name);
+	if (fstatat(t->s->objfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
 		return 0;
 	pthread_mutex_lock(&t->mu);
 	int fresh = kb_hset_add(t->set, h);
@@ -108,53 +124,74 @@ static int claim(kb_txn *t, const kb_hash *h)
 	return fresh;
 }
 
-static void record(kb_txn *t, const kb_hash *h, unsigned id, int exec)
+static void record(kb_txn *t, const kb_hash *h, unsigned id, int exec, int in_shard)
 {
 	pthread_mutex_lock(&t->mu);
 	if (t->n == t->cap) {
 		t->cap = t->cap ? 2 * t->cap : 64;
 		t->v = kb_realloc(t->v, t->cap * sizeof *t->v);
 	}
-	t->v[t->n++] = (struct staged){*h, id, exec};
+	t->v[t->n++] = (struct staged){*h, id, exec, in_shard};
 	pthread_mutex_unlock(&t->mu);
 }
 
-static kb_err *create_staged(kb_txn *t, unsigned *id, int *fd)
+/* where a staged object is, relative to (dirfd, name) */
+static int staged_at(const kb_txn *t, const struct staged *st, char name[64])
 {
-	char name[16];
-	*id = store_seq(t->s);
-	snprintf(name, sizeof name, "%u", *id);
-	*fd = openat(t->dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
+	if (!st->in_shard) {
+		snprintf(name, 64, "%u", st->id);
+		return t->dirfd;
+	}
+	char hex[KB_HEX_LEN + 1];
+	kb_hash_hex(&st->h, hex);
+	snprintf(name, 64, "%.2s/" STAGE_PREFIX "%ld-%u", hex, (long)getpid(), st->id);
+	return t->s->objfd;
+}
+
+/* the mode is the object's for good: hardlinked checkouts share it */
+static mode_t obj_mode(int exec) { return exec ? 0555 : 0444; }
+
+static kb_err *create_staged(kb_txn *t, const struct staged *st, int *fd)
+{
+	char name[64];
+	int dirfd = staged_at(t, st, name);
+	*fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, obj_mode(st->exec));
 	if (*fd < 0)
-		return kb_errno(errno, "cannot create %s/tmp/%s/%s", t->s->path, t->dirname, name);
+		return kb_errno(errno, "cannot create a staged object in %s", t->s->path);
 	return NULL;
 }
 
 kb_err *kb_txn_add_bytes(kb_txn *t, const void *p, size_t n, int exec, kb_hash *out)
 {
 	kb_sha256(p, n, out);
-	if (!claim(t, out))
+	if (!claim(t, out, exec))
 		return NULL;
-	unsigned id;
+	struct staged st = {*out, store_seq(t->s), exec, 1};
 	int fd;
-	kb_err *err = create_staged(t, &id, &fd);
-	if (!err)
+	kb_err *err = create_staged(t, &st, &fd);
+	if (!err) {
 		err = kb_write_all(fd, p, n, "a staged object");
-	if (fd >= 0 && close(fd) < 0 && !err)
-		err = kb_errno(errno, "cannot close a staged object");
-	if (err) {
-		fail(t);
-		return err;
+		if (close(fd) < 0 && !err)
+			err = kb_errno(errno, "cannot close a staged object");
+		if (!err)
+			record(t, out, st.id, exec, 1);
+		else {
+			char name[64];
+			unlinkat(staged_at(t, &st, name), name, 0);
+		}
 	}
-	record(t, out, id, exec);
-	return NULL;
+	if (err)
+		fail(t);
+	return err;
 }
 
 kb_err *kb_blob_begin(kb_txn *t, kb_blobw **out)
 {
 	kb_blobw *w = kb_calloc(1, sizeof *w);
 	w->t = t;
-	kb_err *err = create_staged(t, &w->id, &w->fd);
+	w->id = store_seq(t->s);
+	struct staged st = {.id = w->id};
+	kb_err *err = create_staged(t, &st, &w->fd);
 	if (err) {
 		fail(t);
 		free(w);
@@ -217,7 +254,7 @@ kb_err *kb_blob_finish(kb_blobw *w, int exec, const kb_hash *expect, kb_hash *ou
 	}
 	int fd = w->fd;
 	w->fd = -1;
-	if (close(fd) < 0) {
+	if ((fchmod(fd, obj_mode(exec)) < 0 && (close(fd), 1)) || close(fd) < 0) {
 		kb_err *err = kb_errno(errno, "cannot close a staged object");
 		fail(w->t);
 		blob_free(w, 1);
@@ -225,11 +262,11 @@ kb_err *kb_blob_finish(kb_blobw *w, int exec, const kb_hash *expect, kb_hash *ou
 	}
 	if (out)
 		*out = h;
-	if (!claim(w->t, &h)) {
+	if (!claim(w->t, &h, exec)) {
 		blob_free(w, 1);
 		return NULL;
 	}
-	record(w->t, &h, w->id, exec);
+	record(w->t, &h, w->id, exec, 0);
 	blob_free(w, 0);
 	return NULL;
 }
@@ -268,14 +305,16 @@ kb_err *kb_txn_commit(kb_txn *t, const kb_oid *roots, size_t nroots)
 	if (!err && t->n) {
 		if (syncfs(t->dirfd) < 0)
 			err = kb_errno(errno, "cannot sync the store %s", s->path);
-		for (size_t i = 0; !err && i < t->n; i++) {
-			char from[16], to[OBJ_NAME_MAX];
-			snprintf(from, sizeof from, "%u", t->v[i].id);
+		size_t i = 0;
+		for (; !err && i < t->n; i++) {
+			char from[64], to[OBJ_NAME_MAX];
+			int fromfd = staged_at(t, &t->v[i], from);
 			obj_name(&t->v[i].h, t->v[i].exec, to);
-			if (renameat(t->dirfd, from, s->objfd, to) < 0)
+			if (renameat(fromfd, from, s->objfd, to) < 0)
 				err = kb_errno(errno, "cannot move object %s into %s/objects",
 					       to, s->path);
 		}
+		t->moved = err ? i - 1 : i;
 		/* renames durable before any ref can name these objects */
 		if (!err && syncfs(t->dirfd) < 0)
 			err = kb_errno(errno, "cannot sync the store %s", s->path);
