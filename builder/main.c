@@ -1,5 +1,6 @@
 /* kbuild's entry point: global options, then one part's commands. */
 #include "../store/store.h"
+#include "fetch.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,8 @@ static void usage(FILE *out)
 		"Commands:\n");
 	kb_store_summary(out);
 	fprintf(out,
+		"  kbuild fetch url URL SHA256 ...\n"
+		"  kbuild fetch git URL COMMIT\n"
 		"  kbuild help [COMMAND ...]\n\n"
 		"Options:\n"
 		"  --store DIR   the store to use (default: $KBUILD_STORE, else\n"
@@ -31,6 +34,8 @@ static int help(int argc, char **argv)
 		return 0;
 	}
 	if (!strcmp(argv[0], "store") && kb_store_help(argc > 1 ? argv[1] : NULL, stdout))
+		return 0;
+	if (!strcmp(argv[0], "fetch") && kb_fetch_help(argc > 1 ? argv[1] : NULL, stdout))
 		return 0;
 	if (!strcmp(argv[0], "help")) {
 		printf("usage: kbuild help [COMMAND [SUBCOMMAND]]\n");
@@ -82,9 +87,12 @@ int main(int argc, char **argv)
 	const char *cmd = argv[i];
 	if (!strcmp(cmd, "help"))
 		return help(argc - i - 1, argv + i + 1);
-	if (!strcmp(cmd, "store")) {
+	int (*part)(const char *, int, char **) = !strcmp(cmd, "store") ? kb_store_main
+						  : !strcmp(cmd, "fetch") ? kb_fetch_main
+									  : NULL;
+	if (part) {
 		char *dir = store ? kb_strdup(store) : kb_store_default_path();
-		int rc = kb_store_main(dir, argc - i - 1, argv + i + 1);
+		int rc = part(dir, argc - i - 1, argv + i + 1);
 		free(dir);
 		return rc;
 	}
