@@ -1,6 +1,7 @@
 /* kbuild's entry point: global options, then one part's commands. */
 #include "../store/store.h"
 #include "fetch.h"
+#include "recipe.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,8 @@ static void usage(FILE *out)
 		"Commands:\n");
 	kb_store_summary(out);
 	fprintf(out,
+		"  kbuild lock [--offline] NAME\n"
+		"  kbuild recipe [--offline] NAME\n"
 		"  kbuild fetch url URL SHA256 ...\n"
 		"  kbuild fetch git URL COMMIT\n"
 		"  kbuild help [COMMAND ...]\n\n"
@@ -36,6 +39,8 @@ static int help(int argc, char **argv)
 	if (!strcmp(argv[0], "store") && kb_store_help(argc > 1 ? argv[1] : NULL, stdout))
 		return 0;
 	if (!strcmp(argv[0], "fetch") && kb_fetch_help(argc > 1 ? argv[1] : NULL, stdout))
+		return 0;
+	if (kb_recipe_help(argv[0], stdout))
 		return 0;
 	if (!strcmp(argv[0], "help")) {
 		printf("usage: kbuild help [COMMAND [SUBCOMMAND]]\n");
@@ -87,6 +92,12 @@ int main(int argc, char **argv)
 	const char *cmd = argv[i];
 	if (!strcmp(cmd, "help"))
 		return help(argc - i - 1, argv + i + 1);
+	if (!strcmp(cmd, "lock") || !strcmp(cmd, "recipe")) {
+		char *dir = store ? kb_strdup(store) : kb_store_default_path();
+		int rc = kb_recipe_main(cmd, dir, argc - i - 1, argv + i + 1);
+		free(dir);
+		return rc;
+	}
 	int (*part)(const char *, int, char **) = !strcmp(cmd, "store") ? kb_store_main
 						  : !strcmp(cmd, "fetch") ? kb_fetch_main
 									  : NULL;

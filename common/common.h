@@ -79,6 +79,17 @@ void kb_buf_free(kb_buf *b);
 /* NUL-terminates (not counted in len) and hands the storage over */
 char *kb_buf_steal(kb_buf *b);
 
+/* ---- arena: many small allocations freed at once ---- */
+typedef struct kb_arena kb_arena;
+kb_arena *kb_arena_new(void);
+void kb_arena_free(kb_arena *a);
+void *kb_arena_alloc(kb_arena *a, size_t n); /* zeroed, 16-byte aligned */
+char *kb_arena_strndup(kb_arena *a, const char *s, size_t n);
+char *kb_arena_strdup(kb_arena *a, const char *s);
+char *kb_arena_printf(kb_arena *a, const char *fmt, ...) KB_PRINTF(2, 3);
+/* grows an array of elem-sized items held in the arena to hold n+1 */
+void *kb_arena_grow(kb_arena *a, void *arr, size_t n, size_t *cap, size_t elem);
+
 /* ---- a set of hashes, optionally with a pointer per hash ---- */
 typedef struct kb_hset kb_hset;
 kb_hset *kb_hset_new(void);

@@ -1,0 +1,417 @@
+/* Recipes meet their locks: check that a lock covers a recipe, resolve
+ * inputs into a new lock, bring locked inputs into the store, and turn
+ * the whole into actions keyed by the hash of their definitions. */
+#include "fetch.h"
+#include "recipe.h"
+
+#include <fcntl.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *hex_of(kb_arena *a, const kb_hash *h)
+{
+	char hex[KB_HEX_LEN + 1];
+	kb_hash_hex(h, hex);
+	return kb_arena_strdup(a, hex);
+}
+
+static const char *label(kb_arena *a, const kb_input *in)
+{
+	return kb_arena_printf(a, "input '%s' (%s:%d:%d)", in->name, in->pos.file, in->pos.line,
+			       in->pos.col);
+}
+
+static int same(const char *a, const char *b) { return a && b && !strcmp(a, b); }
+
+/* NULL if the lock entry was written for exactly this definition */
+static const char *mismatch(kb_arena *a, const kb_input *in, const kb_lock_entry *e)
+{
+	if (!e)
+		return "it is not in the lock";
+	switch (in->kind) {
+	case KB_IN_URL:
+		if (!same(kb_lock_get(e, "origin"), in->url))
+			return "its url differs from the lock";
+		if (!same(kb_lock_get(e, "sha256"), hex_of(a, &in->sha256)))
+			return "its sha256 differs from the lock";
+		if (in->has_size &&
+		    !same(kb_lock_get(e, "size"), kb_arena_printf(a, "%llu", (unsigned long long)in->size)))
+			return "its size differs from the lock";
+		return NULL;
+	case KB_IN_GIT:
+		if (!same(kb_lock_get(e, "origin"), in->url))
+			return "its url differs from the lock";
+		return same(kb_lock_get(e, "commit"), in->commit) ? NULL
+								   : "its commit differs from the lock";
+	case KB_IN_FILE:
+		return same(kb_lock_get(e, "path"), in->path) ? NULL : "its path differs from the lock";
+	case KB_IN_KEY:
+		if (in->path)
+			return same(kb_lock_get(e, "path"), in->path) ? NULL
+								       : "its path differs from the lock";
+		if (!same(kb_lock_get(e, "origin"), in->url) ||
+		    !same(kb_lock_get(e, "sha256"), hex_of(a, &in->sha256)))
+			return "its url or sha256 differs from the lock";
+		return NULL;
+	case KB_IN_PACKAGE:
+		if (!same(kb_lock_get(e, "upstream"), in->upstream) ||
+		    !same(kb_lock_get(e, "name"), in->pkgname) ||
+		    (in->arch && !same(kb_lock_get(e, "arch"), in->arch)) ||
+		    (in->version && !same(kb_lock_get(e, "version"), in->version)))
+			return "its upstream, name, arch or version differs from the lock";
+		return NULL;
+	}
+	return "unknown kind";
+}
+
+kb_err *kb_lock_check(const kb_recipe *r, const kb_lock *l)
+{
+	kb_buf why = {0};
+	size_t problems = 0;
+	kb_arena *a = kb_arena_new();
+	if (strcmp(l->recipe, r->name)) {
+		kb_buf_addf(&why, "\n  %s is the lock of recipe '%s'", l->path, l->recipe);
+		problems++;
+	}
+	for (size_t i = 0; i < r->nin; i++) {
+		const kb_input *in = &r->in[i];
+		const char *m = mismatch(a, in, kb_lock_find(l, kb_inkind_name(in->kind), in->name));
+		if (m) {
+			kb_buf_addf(&why, "\n  %s:%d:%d: input '%s': %s", in->pos.file, in->pos.line,
+				    in->pos.col, in->name, m);
+			problems++;
+		}
+	}
+	for (size_t i = 0; i < r->nsrcs; i++) {
+		const kb_lock_entry *e = kb_lock_find(l, "source", r->srcs[i].path);
+		if (!e || !same(kb_lock_get(e, "sha256"), hex_of(a, &r->srcs[i].sha256))) {
+			kb_buf_addf(&why, "\n  %s %s", r->srcs[i].path,
+				    e ? "changed since the lock was written" : "is not in the lock");
+			problems++;
+		}
+	}
+	for (size_t i = 0; i < l->n; i++) {
+		const kb_lock_entry *e = &l->e[i];
+		int known = 0;
+		if (!strcmp(e->kind, "source")) {
+			for (size_t j = 0; j < r->nsrcs; j++)
+				known |= !strcmp(r->srcs[j].path, e->name);
+		} else {
+			const kb_input *in = kb_recipe_input(r, e->name);
+			known = in && !strcmp(kb_inkind_name(in->kind), e->kind);
+		}
+		if (!known) {
+			kb_buf_addf(&why, "\n  %s:%d: %s '%s' is no longer in the recipe", l->path,
+				    e->line, e->kind, e->name);
+			problems++;
+		}
+	}
+	kb_arena_free(a);
+	kb_err *err = NULL;
+	if (problems)
+		err = kb_errf("%s does not match recipe '%s' (%zu problem%s):%s\nrun 'kbuild lock %s' "
+			      "to resolve the inputs again", l->path, r->name, problems,
+			      problems == 1 ? "" : "s", why.p, r->name);
+	kb_buf_free(&why);
+	return err;
+}
+
+/* ---- keys ---- */
+
+static int has_prefix(const kb_buf *b, const char *p)
+{
+	size_t n = strlen(p);
+	return b->len >= n && !memcmp(b->p, p, n);
+}
+
+/* "openpgp" or "x509"; refuses private keys before they can be stored */
+static kb_err *key_format(const kb_buf *b, const char *lab, const char **fmt)
+{
+	if ((b->len && memmem(b->p, b->len, "PRIVATE KEY", 11)) ||
+	    (b->len && ((unsigned char)b->p[0] == 0x95 || (unsigned char)b->p[0] == 0xc5)))
+		return kb_errf("%s is a private key; recipes name public keys and certificates only "
+			       "(private keys stay in the key directory, never in the store)", lab);
+	if (has_prefix(b, "-----BEGIN PGP PUBLIC KEY BLOCK-----") ||
+	    (b->len > 2 && ((unsigned char)b->p[0] == 0x99 || (unsigned char)b->p[0] == 0xc6))) {
+		*fmt = "openpgp";
+		return NULL;
+	}
+	X509 *x = NULL;
+	if (has_prefix(b, "-----BEGIN CERTIFICATE-----")) {
+		BIO *bio = BIO_new_mem_buf(b->p, (int)b->len);
+		x = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+		BIO_free(bio);
+	} else if (b->len) {
+		const unsigned char *p = (const unsigned char *)b->p;
+		x = d2i_X509(NULL, &p, (long)b->len);
+	}
+	if (x) {
+		X509_free(x);
+		*fmt = "x509";
+		return NULL;
+	}
+	return kb_errf("%s is neither an OpenPGP public key nor an X.509 certificate", lab);
+}
+
+/* ---- inputs into the store ---- */
+
+typedef struct {
+	kb_oid oid;
+	uint64_t size;
+	const char *format; /* keys */
+} resolved;
+
+static kb_err *add_local(kb_store *s, kb_arena *a, const kb_input *in, resolved *out)
+{
+	const char *lab = label(a, in);
+	kb_txn *t;
+	kb_err *err = NULL;
+	if (in->kind == KB_IN_KEY) {
+		kb_buf b = {0};
+		if (!(err = kb_read_file(AT_FDCWD, in->abspath, 1 << 20, &b)) &&
+		    !(err = key_format(&b, lab, &out->format)) && !(err = kb_txn_begin(s, &t))) {
+			out->oid.type = KB_BLOB;
+			if ((err = kb_txn_add_bytes(t, b.p ? b.p : "", b.len, 0, &out->oid.hash)))
+				kb_txn_abort(t);
+			else
+				err = kb_txn_commit(t, &out->oid, 1);
+		}
+		kb_buf_free(&b);
+	} else if (!(err = kb_txn_begin(s, &t))) {
+		if ((err = kb_txn_add_path(t, in->abspath, &out->oid)))
+			kb_txn_abort(t);
+		else
+			err = kb_txn_commit(t, &out->oid, 1);
+	}
+	return err ? kb_err_wrap(err, "%s", lab) : NULL;
+}
+
+/* Brings every input into the store. With a lock, remote inputs are taken
+ * as it pins them and local ones must still hash as it says. */
+static kb_err *materialize(kb_store *s, const kb_recipe *r, const kb_lock *l,
+			   const kb_fetch_opts *fo, kb_arena *a, resolved *res)
+{
+	kb_url_req *urls = kb_arena_alloc(a, (r->nin + 1) * sizeof *urls);
+	size_t *urlidx = kb_arena_alloc(a, (r->nin + 1) * sizeof *urlidx), nurl = 0;
+	kb_err *err = NULL;
+	for (size_t i = 0; !err && i < r->nin; i++) {
+		const kb_input *in = &r->in[i];
+		const kb_lock_entry *e = l ? kb_lock_find(l, kb_inkind_name(in->kind), in->name) : NULL;
+		switch (in->kind) {
+		case KB_IN_URL:
+		case KB_IN_KEY:
+			if (in->kind == KB_IN_KEY && in->path) {
+				if ((err = add_local(s, a, in, &res[i])))
+					break;
+				const char *locked = e ? kb_lock_get(e, "sha256") : NULL;
+				if (locked && !same(locked, hex_of(a, &res[i].oid.hash)))
+					err = kb_errf("%s: %s changed since the lock was written (it hashes "
+						      "to %s, the lock says %s); run 'kbuild lock %s' "
+						      "if the change is intended", label(a, in), in->path,
+						      hex_of(a, &res[i].oid.hash), locked, r->name);
+				break;
+			}
+			urls[nurl] = (kb_url_req){.url = in->url, .sha256 = in->sha256,
+						  .size = in->size, .has_size = in->has_size,
+						  .label = label(a, in)};
+			urlidx[nurl++] = i;
+			break;
+		case KB_IN_GIT: {
+			kb_git_req g = {.url = in->url, .commit = in->commit, .label = label(a, in)};
+			const char *tree = e ? kb_lock_get(e, "tree") : NULL;
+			if (tree && !kb_hash_parse(tree, strlen(tree), &g.tree))
+				g.has_tree = 1;
+			if (!(err = kb_fetch_git(s, &g, fo)))
+				res[i].oid = (kb_oid){KB_TREE, g.tree};
+			break;
+		}
+		case KB_IN_FILE: {
+			if ((err = add_local(s, a, in, &res[i])))
+				break;
+			const char *locked = e ? kb_lock_get(e, "sha256") : NULL;
+			if (locked && !same(locked, hex_of(a, &res[i].oid.hash)))
+				err = kb_errf("%s: %s changed since the lock was written; run 'kbuild "
+					      "lock %s' if the change is intended", label(a, in),
+					      in->path, r->name);
+			break;
+		}
+		case KB_IN_PACKAGE:
+			err = kb_errf("%s: package inputs are resolved through the mirror, which this "
+				      "kbuild does not have yet", label(a, in));
+			break;
+		}
+	}
+	if (!err && nurl)
+		err = kb_fetch_urls(s, urls, nurl, fo);
+	for (size_t j = 0; j < nurl; j++) {
+		size_t i = urlidx[j];
+		res[i].oid = (kb_oid){KB_BLOB, urls[j].sha256};
+		res[i].size = urls[j].got_size;
+		kb_err_free(urls[j].err);
+	}
+	for (size_t j = 0; !err && j < nurl; j++) {
+		const kb_input *in = &r->in[urlidx[j]];
+		if (in->kind != KB_IN_KEY)
+			continue;
+		kb_buf b = {0};
+		err = kb_store_read(s, &in->sha256, 1 << 20, &b);
+		if (!err)
+			err = key_format(&b, label(a, in), &res[urlidx[j]].format);
+		kb_buf_free(&b);
+	}
+	return err;
+}
+
+static void kv(kb_arena *a, kb_lock_entry *e, size_t *cap, const char *k, const char *v)
+{
+	e->kv = kb_arena_grow(a, e->kv, e->nkv, cap, sizeof *e->kv);
+	e->kv[e->nkv++] = (kb_kv){k, v};
+}
+
+kb_err *kb_lock_update(kb_store *s, const kb_recipe *r, const kb_run_opts *o, size_t *changed)
+{
+	kb_lock *old = NULL;
+	int found;
+	kb_err *err = kb_lock_read(r->lockpath, &old, &found);
+	if (err)
+		return err;
+	kb_arena *a = kb_arena_new();
+	kb_fetch_opts fo;
+	kb_fetch_opts_init(&fo);
+	fo.offline = o->offline;
+	if (o->jobs)
+		fo.jobs = o->jobs;
+	resolved *res = kb_arena_alloc(a, (r->nin + 1) * sizeof *res);
+	/* the old lock is not trusted for what it pins: fetchers check again */
+	err = materialize(s, r, NULL, &fo, a, res);
+	kb_lock l = {a, r->lockpath, r->name, NULL, 0};
+	size_t cap = 0;
+	*changed = 0;
+	for (size_t i = 0; !err && i < r->nsrcs; i++) {
+		l.e = kb_arena_grow(a, l.e, l.n, &cap, sizeof *l.e);
+		kb_lock_entry *e = &l.e[l.n++];
+		size_t kc = 0;
+		*e = (kb_lock_entry){"source", r->srcs[i].path, NULL, 0, 0};
+		kv(a, e, &kc, "sha256", hex_of(a, &r->srcs[i].sha256));
+	}
+	for (size_t i = 0; !err && i < r->nin; i++) {
+		const kb_input *in = &r->in[i];
+		l.e = kb_arena_grow(a, l.e, l.n, &cap, sizeof *l.e);
+		kb_lock_entry *e = &l.e[l.n++];
+		size_t kc = 0;
+		*e = (kb_lock_entry){kb_inkind_name(in->kind), in->name, NULL, 0, 0};
+		const char *h = hex_of(a, &res[i].oid.hash);
+		switch (in->kind) {
+		case KB_IN_URL:
+			kv(a, e, &kc, "origin", in->url);
+			kv(a, e, &kc, "sha256", h);
+			if (res[i].size || !kb_store_has(s, &in->sha256))
+				kv(a, e, &kc, "size", kb_arena_printf(a, "%llu", (unsigned long long)res[i].size));
+			else {
+				int fd;
+				struct stat st;
+				if (!(err = kb_store_open_object(s, &in->sha256, &fd))) {
+					if (fstat(fd, &st) == 0)
+						kv(a, e, &kc, "size",
+						   kb_arena_printf(a, "%lld", (long long)st.st_size));
+					close(fd);
+				}
+			}
+			break;
+		case KB_IN_GIT:
+			kv(a, e, &kc, "origin", in->url);
+			kv(a, e, &kc, "commit", in->commit);
+			kv(a, e, &kc, "tree", h);
+			break;
+		case KB_IN_FILE:
+			kv(a, e, &kc, "path", in->path);
+			kv(a, e, &kc, "type", kb_objtype_name(res[i].oid.type));
+			kv(a, e, &kc, "sha256", h);
+			break;
+		case KB_IN_KEY:
+			kv(a, e, &kc, in->path ? "path" : "origin", in->path ? in->path : in->url);
+			kv(a, e, &kc, "format", res[i].format);
+			kv(a, e, &kc, "sha256", h);
+			break;
+		case KB_IN_PACKAGE:
+			break;
+		}
+		if (mismatch(a, in, kb_lock_find(old, e->kind, e->name)))
+			(*changed)++;
+		else {
+			/* same definition: did what it pins move? */
+			const kb_lock_entry *oe = kb_lock_find(old, e->kind, e->name);
+			for (size_t k = 0; k < e->nkv; k++)
+				if (!same(kb_lock_get(oe, e->kv[k].key), e->kv[k].value)) {
+					(*changed)++;
+					break;
+				}
+		}
+	}
+	if (!err)
+		err = kb_lock_write(&l);
+	kb_lock_free(old);
+	kb_arena_free(a);
+	return err;
+}
+
+/* ---- actions ---- */
+
+kb_err *kb_eval(const kb_recipe *r, const kb_lock *l, kb_arena *a, kb_action **out, size_t *n)
+{
+	kb_action *v = kb_arena_alloc(a, (r->nin + 1) * sizeof *v);
+	kb_buf top = {0};
+	kb_buf_addf(&top, "recipe %s\n", r->name);
+	for (size_t i = 0; i < r->nin; i++) {
+		const kb_input *in = &r->in[i];
+		const kb_lock_entry *e = kb_lock_find(l, kb_inkind_name(in->kind), in->name);
+		kb_buf def = {0};
+		kb_buf_addf(&def, "input %s %s\n", e->kind, e->name);
+		for (size_t k = 0; k < e->nkv; k++)
+			kb_buf_addf(&def, "%s %s\n", e->kv[k].key, e->kv[k].value);
+		kb_action *x = &v[i];
+		x->kind = "input";
+		x->name = in->name;
+		x->def = kb_arena_strndup(a, def.p, def.len);
+		kb_sha256(def.p, def.len, &x->key);
+		kb_buf_free(&def);
+		const char *h = kb_lock_get(e, in->kind == KB_IN_GIT ? "tree" : "sha256");
+		const char *type = kb_lock_get(e, "type");
+		x->result.type = in->kind == KB_IN_GIT || same(type, "tree") ? KB_TREE : KB_BLOB;
+		if (!h || kb_hash_parse(h, strlen(h), &x->result.hash)) {
+			kb_buf_free(&top);
+			return kb_errf("%s:%d: input '%s' has no valid hash; run 'kbuild lock %s'",
+				       l->path, e->line, in->name, r->name);
+		}
+		char hex[KB_HEX_LEN + 1];
+		kb_hash_hex(&x->key, hex);
+		kb_buf_addf(&top, "%s %s\n", in->name, hex);
+	}
+	kb_action *t = &v[r->nin];
+	t->kind = "recipe";
+	t->name = r->name;
+	t->def = kb_arena_strndup(a, top.p, top.len);
+	kb_sha256(top.p, top.len, &t->key);
+	kb_buf_free(&top);
+	*out = v;
+	*n = r->nin + 1;
+	return NULL;
+}
+
+kb_err *kb_recipe_fetch(kb_store *s, const kb_recipe *r, const kb_lock *l, const kb_run_opts *o)
+{
+	kb_arena *a = kb_arena_new();
+	kb_fetch_opts fo;
+	kb_fetch_opts_init(&fo);
+	fo.offline = o->offline;
+	if (o->jobs)
+		fo.jobs = o->jobs;
+	resolved *res = kb_arena_alloc(a, (r->nin + 1) * sizeof *res);
+	kb_err *err = materialize(s, r, l, &fo, a, res);
+	kb_arena_free(a);
+	return err;
+}

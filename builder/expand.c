@@ -1,0 +1,718 @@
+/* From syntax to meaning: follow includes, bind variables, expand
+ * templates, and check every block against its schema, so that a recipe
+ * that loads is one whose inputs are all well formed. */
+#include "recipe.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_INCLUDE_DEPTH 16
+#define MAX_USE_DEPTH 16
+#define MAX_FILE (1u << 20)
+
+/* a value after interpolation */
+typedef struct rval {
+	kb_vtype type;
+	kb_pos pos;
+	const char *s;
+	long long num;
+	struct rval *items;
+	size_t n;
+} rval;
+
+typedef struct var {
+	const char *name;
+	kb_pos pos;
+	rval v;
+} var;
+
+typedef struct scope {
+	struct scope *parent;
+	var *v;
+	size_t n, cap;
+} scope;
+
+typedef struct {
+	const char *name;
+	kb_pos pos;
+	const kb_node *node;
+} tmpl;
+
+typedef struct {
+	kb_recipe *r;
+	kb_arena *a;
+	size_t insrc_cap, in_cap, up_cap, t_cap;
+	tmpl *t;
+	size_t nt;
+	const char *stack[MAX_INCLUDE_DEPTH + 1]; /* absolute paths being included */
+	size_t depth, use_depth;
+} ctx;
+
+const char *kb_inkind_name(kb_inkind k)
+{
+	static const char *const n[] = {"url", "git", "file", "key", "package"};
+	return n[k];
+}
+
+/* ---- values ---- */
+
+static const var *lookup(const scope *sc, const char *name)
+{
+	for (; sc; sc = sc->parent)
+		for (size_t i = 0; i < sc->n; i++)
+			if (!strcmp(sc->v[i].name, name))
+				return &sc->v[i];
+	return NULL;
+}
+
+static kb_err *eval(ctx *c, const scope *sc, const kb_val *v, rval *out)
+{
+	memset(out, 0, sizeof *out);
+	out->type = v->type;
+	out->pos = v->pos;
+	out->num = v->num;
+	if (v->type == KB_V_STR) {
+		kb_buf b = {0};
+		for (size_t i = 0; i < v->nsegs; i++) {
+			const kb_seg *s = &v->segs[i];
+			if (!s->is_var) {
+				kb_buf_add(&b, s->text, s->len);
+				continue;
+			}
+			const var *x = lookup(sc, s->text);
+			if (!x) {
+				kb_buf_free(&b);
+				return kb_pos_err(s->pos, "'%s' is not defined here; define it with "
+							  "let %s = \"...\" (or as a template param)",
+						  s->text, s->text);
+			}
+			if (x->v.type == KB_V_STR)
+				kb_buf_adds(&b, x->v.s);
+			else if (x->v.type == KB_V_NUM)
+				kb_buf_addf(&b, "%lld", x->v.num);
+			else {
+				kb_buf_free(&b);
+				return kb_pos_err(s->pos, "'%s' is a %s and cannot go inside a string",
+						  s->text, x->v.type == KB_V_LIST ? "list" : "boolean");
+			}
+		}
+		out->s = kb_arena_strndup(c->a, b.p ? b.p : "", b.len);
+		kb_buf_free(&b);
+	} else if (v->type == KB_V_LIST) {
+		out->n = v->nitems;
+		out->items = kb_arena_alloc(c->a, v->nitems * sizeof *out->items);
+		for (size_t i = 0; i < v->nitems; i++) {
+			kb_err *err = eval(c, sc, &v->items[i], &out->items[i]);
+			if (err)
+				return err;
+		}
+	}
+	return NULL;
+}
+
+static kb_err *bind(ctx *c, scope *sc, const char *name, kb_pos pos, const rval *v)
+{
+	for (size_t i = 0; i < sc->n; i++)
+		if (!strcmp(sc->v[i].name, name))
+			return kb_pos_err(pos, "'%s' is already defined at %s:%d:%d", name,
+					  sc->v[i].pos.file, sc->v[i].pos.line, sc->v[i].pos.col);
+	sc->v = kb_arena_grow(c->a, sc->v, sc->n, &sc->cap, sizeof *sc->v);
+	sc->v[sc->n++] = (var){name, pos, *v};
+	return NULL;
+}
+
+/* ---- schemas ---- */
+
+typedef struct {
+	const char *key;
+	kb_vtype type;
+	int required;
+	const char *example;
+} keyspec;
+
+static const keyspec url_keys[] = {
+	{"url", KB_V_STR, 1, "\"https://example.org/file.tar.gz\""},
+	{"sha256", KB_V_STR, 1, "\"<the file's sha256: 64 lowercase hex digits>\""},
+	{"size", KB_V_NUM, 0, "12345"},
+	{0}};
+static const keyspec git_keys[] = {
+	{"url", KB_V_STR, 1, "\"https://example.org/repo.git\""},
+	{"commit", KB_V_STR, 1, "\"<the full 40-digit commit id>\""},
+	{0}};
+static const keyspec file_keys[] = {{"path", KB_V_STR, 1, "\"relative/to/this/file\""}, {0}};
+static const keyspec key_keys[] = {
+	{"path", KB_V_STR, 0, "\"keys/signing-key.asc\""},
+	{"url", KB_V_STR, 0, "\"https://example.org/key.asc\""},
+	{"sha256", KB_V_STR, 0, "\"<64 lowercase hex digits>\""},
+	{0}};
+static const keyspec package_keys[] = {
+	{"upstream", KB_V_STR, 1, "\"debian\""},
+	{"name", KB_V_STR, 1, "\"linux-headers-amd64\""},
+	{"arch", KB_V_STR, 0, "\"amd64\""},
+	{"version", KB_V_STR, 0, "\"6.1.106-3\""},
+	{0}};
+static const keyspec upstream_keys[] = {
+	{"type", KB_V_STR, 1, "\"apt\" or \"rpm-md\""},
+	{"url", KB_V_STR, 0, "\"https://mirror.example.org/rocky/9\""},
+	{"suite", KB_V_STR, 0, "\"bookworm\""},
+	{"components", KB_V_LIST, 0, "[\"main\", \"contrib\"]"},
+	{"architectures", KB_V_LIST, 0, "[\"amd64\"]"},
+	{"repos", KB_V_LIST, 0, "[\"BaseOS\", \"AppStream\"]"},
+	{"keyring", KB_V_STR, 0, "\"name-of-a-key-input\""},
+	{"require_signature", KB_V_BOOL, 0, "true"},
+	{0}};
+
+static const char *const block_kinds[] = {"upstream", "url",	  "git", "file", "key",
+					  "package",  "template", "use", NULL};
+
+static size_t edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	if (la > 32 || lb > 32)
+		return 99;
+	size_t d[33][33];
+	for (size_t i = 0; i <= la; i++)
+		d[i][0] = i;
+	for (size_t j = 0; j <= lb; j++)
+		d[0][j] = j;
+	for (size_t i = 1; i <= la; i++)
+		for (size_t j = 1; j <= lb; j++) {
+			size_t sub = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+			size_t del = d[i - 1][j] + 1, ins = d[i][j - 1] + 1;
+			d[i][j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+		}
+	return d[la][lb];
+}
+
+/* " (did you mean 'x'?)" or "" */
+static const char *suggest(kb_arena *a, const char *word, const char *const *cands, size_t stride)
+{
+	const char *best = NULL;
+	size_t bd = 3;
+	for (const char *const *c = cands; *c; c = (const char *const *)((const char *)c + stride)) {
+		size_t d = edit_distance(word, *c);
+		if (d < bd) {
+			bd = d;
+			best = *c;
+		}
+	}
+	return best ? kb_arena_printf(a, "; did you mean '%s'?", best) : "";
+}
+
+static const char *type_word(kb_vtype t)
+{
+	return t == KB_V_STR ? "a \"string\"" : t == KB_V_NUM ? "a number"
+		: t == KB_V_BOOL ? "true or false" : "a [list]";
+}
+
+/* evaluated attributes of one block, indexed like its keyspec */
+typedef struct {
+	rval v[16];
+	int set[16];
+	kb_pos pos[16];
+} attrs;
+
+static kb_err *check_block(ctx *c, const scope *sc, const kb_node *b, const char *what,
+			   const keyspec *keys, attrs *at)
+{
+	memset(at, 0, sizeof *at);
+	for (size_t i = 0; i < b->nkids; i++) {
+		const kb_node *k = &b->kids[i];
+		if (k->type != KB_N_ATTR)
+			return kb_pos_err(k->pos, "a %s holds only 'key = value' lines; move '%s' out "
+						  "of it", what, k->word);
+		size_t j = 0;
+		while (keys[j].key && strcmp(keys[j].key, k->word))
+			j++;
+		if (!keys[j].key) {
+			kb_buf known = {0};
+			for (size_t m = 0; keys[m].key; m++)
+				kb_buf_addf(&known, "%s%s", m ? ", " : "", keys[m].key);
+			kb_err *err = kb_pos_err(k->pos, "unknown key '%s' in %s%s (keys: %s)", k->word,
+						 what, suggest(c->a, k->word, &keys[0].key, sizeof *keys),
+						 known.p);
+			kb_buf_free(&known);
+			return err;
+		}
+		if (at->set[j])
+			return kb_pos_err(k->pos, "'%s' is set twice in %s (first at line %d)", k->word,
+					  what, at->pos[j].line);
+		kb_err *err = eval(c, sc, k->val, &at->v[j]);
+		if (err)
+			return err;
+		if (at->v[j].type != keys[j].type)
+			return kb_pos_err(k->val->pos, "'%s' takes %s, like %s = %s", k->word,
+					  type_word(keys[j].type), k->word, keys[j].example);
+		if (keys[j].type == KB_V_LIST)
+			for (size_t m = 0; m < at->v[j].n; m++)
+				if (at->v[j].items[m].type != KB_V_STR)
+					return kb_pos_err(at->v[j].items[m].pos,
+							  "'%s' is a list of strings, like %s = %s",
+							  k->word, k->word, keys[j].example);
+		at->set[j] = 1;
+		at->pos[j] = k->pos;
+	}
+	for (size_t j = 0; keys[j].key; j++)
+		if (keys[j].required && !at->set[j])
+			return kb_pos_err(b->pos, "%s needs %s = %s", what, keys[j].key,
+					  keys[j].example);
+	return NULL;
+}
+
+static int valid_name(const char *s)
+{
+	if (!*s || strlen(s) > 128 || *s == '.' || *s == '-')
+		return 0;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+		      strchr("._+-", *s)))
+			return 0;
+	return 1;
+}
+
+static int is_hex(const char *s, size_t n)
+{
+	if (strlen(s) != n)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	return 1;
+}
+
+static const char *str_at(const attrs *at, int j) { return at->set[j] ? at->v[j].s : NULL; }
+
+/* a path in the repository: relative, and lexically inside root */
+static kb_err *repo_path(ctx *c, const char *path, kb_pos pos, const char *basedir,
+			 const char **out)
+{
+	if (!*path || path[0] == '/')
+		return kb_pos_err(pos, "write a path relative to this file, not '%s'", path);
+	char *joined = kb_asprintf("%s/%s", basedir, path);
+	char *abs = kb_abspath(joined);
+	free(joined);
+	size_t rl = strlen(c->r->root);
+	int inside = !strncmp(abs, c->r->root, rl) && (abs[rl] == '/' || abs[rl] == 0);
+	if (!inside) {
+		kb_err *err = kb_pos_err(pos, "path '%s' leaves the repository %s; keep inputs "
+					      "inside it", path, c->r->root);
+		free(abs);
+		return err;
+	}
+	*out = kb_arena_strdup(c->a, abs);
+	free(abs);
+	return NULL;
+}
+
+static kb_err *add_input(ctx *c, const scope *sc, const kb_node *b, const char *name,
+			 kb_inkind kind, const char *basedir)
+{
+	static const keyspec *const specs[] = {url_keys, git_keys, file_keys, key_keys,
+					       package_keys};
+	const char *what = kb_arena_printf(c->a, "%s input '%s'", kb_inkind_name(kind), name);
+	attrs at;
+	kb_err *err = check_block(c, sc, b, what, specs[kind], &at);
+	if (err)
+		return err;
+	kb_input in = {.kind = kind, .name = name, .pos = b->pos};
+	switch (kind) {
+	case KB_IN_URL:
+	case KB_IN_KEY:
+		in.url = str_at(&at, kind == KB_IN_URL ? 0 : 1);
+		if (kind == KB_IN_KEY) {
+			in.path = str_at(&at, 0);
+			if (!in.path == !in.url)
+				return kb_pos_err(b->pos, "%s needs either path = \"keys/file.asc\" or "
+							  "url = \"https://...\" with sha256 = \"...\"",
+						  what);
+			if (in.url && !at.set[2])
+				return kb_pos_err(b->pos, "%s comes from a URL, so it needs sha256 = "
+							  "\"<64 lowercase hex digits>\"", what);
+		}
+		if (in.url && strncmp(in.url, "https://", 8) && strncmp(in.url, "http://", 7))
+			return kb_pos_err(at.pos[kind == KB_IN_URL ? 0 : 1],
+					  "%s: url must start with https:// or http://", what);
+		{
+			int j = kind == KB_IN_URL ? 1 : 2;
+			if (at.set[j]) {
+				if (kb_hash_parse(at.v[j].s, strlen(at.v[j].s), &in.sha256))
+					return kb_pos_err(at.v[j].pos, "sha256 must be 64 lowercase hex "
+								       "digits, not '%s'", at.v[j].s);
+				in.has_sha256 = 1;
+			}
+		}
+		if (kind == KB_IN_URL && at.set[2]) {
+			if (at.v[2].num < 0)
+				return kb_pos_err(at.v[2].pos, "size cannot be negative");
+			in.size = (uint64_t)at.v[2].num;
+			in.has_size = 1;
+		}
+		break;
+	case KB_IN_GIT:
+		in.url = str_at(&at, 0);
+		in.commit = str_at(&at, 1);
+		if (!is_hex(in.commit, 40))
+			return kb_pos_err(at.v[1].pos, "commit must be the full 40-digit commit id, not "
+						       "'%s'%s; find it with git ls-remote", in.commit,
+					  is_hex(in.commit, strlen(in.commit)) ? " (an abbreviated id)"
+									       : " (a tag or branch name?)");
+		break;
+	case KB_IN_FILE:
+		in.path = str_at(&at, 0);
+		break;
+	case KB_IN_PACKAGE:
+		in.upstream = str_at(&at, 0);
+		in.pkgname = str_at(&at, 1);
+		in.arch = str_at(&at, 2);
+		in.version = str_at(&at, 3);
+		break;
+	}
+	if (in.path && (err = repo_path(c, in.path, at.pos[0], basedir, &in.abspath)))
+		return err;
+	for (size_t i = 0; i < c->r->nin; i++)
+		if (!strcmp(c->r->in[i].name, name))
+			return kb_pos_err(b->pos, "an input named '%s' is already defined at %s:%d:%d; "
+						  "give this one another name",
+					  name, c->r->in[i].pos.file, c->r->in[i].pos.line,
+					  c->r->in[i].pos.col);
+	c->r->in = kb_arena_grow(c->a, c->r->in, c->r->nin, &c->in_cap, sizeof *c->r->in);
+	c->r->in[c->r->nin++] = in;
+	return NULL;
+}
+
+static const char **strlist(ctx *c, const attrs *at, int j, size_t *n)
+{
+	*n = at->set[j] ? at->v[j].n : 0;
+	const char **l = kb_arena_alloc(c->a, (*n ? *n : 1) * sizeof *l);
+	for (size_t i = 0; i < *n; i++)
+		l[i] = at->v[j].items[i].s;
+	return l;
+}
+
+static kb_err *add_upstream(ctx *c, const scope *sc, const kb_node *b, const char *name)
+{
+	const char *what = kb_arena_printf(c->a, "upstream '%s'", name);
+	attrs at;
+	kb_err *err = check_block(c, sc, b, what, upstream_keys, &at);
+	if (err)
+		return err;
+	kb_upstream u = {.name = name, .pos = b->pos, .type = at.v[0].s, .url = str_at(&at, 1),
+			 .suite = str_at(&at, 2), .keyring = str_at(&at, 6),
+			 .require_signature = at.set[7] ? (int)at.v[7].num : 1};
+	u.components = strlist(c, &at, 3, &u.ncomponents);
+	u.archs = strlist(c, &at, 4, &u.narchs);
+	u.repos = strlist(c, &at, 5, &u.nrepos);
+	if (strcmp(u.type, "apt") && strcmp(u.type, "rpm-md"))
+		return kb_pos_err(at.v[0].pos, "%s: type is \"apt\" or \"rpm-md\", not \"%s\"", what,
+				  u.type);
+	if (!strcmp(u.type, "apt") && (!u.suite || !u.ncomponents || !u.narchs))
+		return kb_pos_err(b->pos, "%s: an apt upstream needs suite, components and "
+					  "architectures, like suite = \"bookworm\", components = "
+					  "[\"main\"], architectures = [\"amd64\"]", what);
+	if (!strcmp(u.type, "rpm-md") && (!u.nrepos || !u.narchs))
+		return kb_pos_err(b->pos, "%s: an rpm-md upstream needs repos and architectures, "
+					  "like repos = [\"BaseOS\"], architectures = [\"x86_64\"]",
+				  what);
+	if (u.require_signature && !u.keyring)
+		return kb_pos_err(b->pos, "%s needs keyring = \"<a key input>\" to verify its "
+					  "signature (or require_signature = false)", what);
+	for (size_t i = 0; i < c->r->nup; i++)
+		if (!strcmp(c->r->up[i].name, name))
+			return kb_pos_err(b->pos, "upstream '%s' is already defined at %s:%d:%d", name,
+					  c->r->up[i].pos.file, c->r->up[i].pos.line,
+					  c->r->up[i].pos.col);
+	c->r->up = kb_arena_grow(c->a, c->r->up, c->r->nup, &c->up_cap, sizeof *c->r->up);
+	c->r->up[c->r->nup++] = u;
+	return NULL;
+}
+
+/* ---- items ---- */
+
+static kb_err *load_file(ctx *c, const char *shown, const char *abspath, kb_pos from,
+			 scope *sc);
+
+static kb_err *label_of(ctx *c, const scope *sc, const kb_node *b, const char **out)
+{
+	if (!b->label)
+		return kb_pos_err(b->pos, "a %s block needs a name: %s \"name\" { ... }", b->word,
+				  b->word);
+	rval v;
+	kb_err *err = eval(c, sc, b->label, &v);
+	if (err)
+		return err;
+	if (!valid_name(v.s))
+		return kb_pos_err(b->label->pos, "'%s' is not a usable name: use letters, digits "
+						 "and ._+- (not first)", v.s);
+	*out = v.s;
+	return NULL;
+}
+
+static kb_err *items(ctx *c, scope *sc, const kb_node *it, size_t n, int toplevel,
+		     const char *basedir);
+
+static kb_err *use_template(ctx *c, scope *sc, const kb_node *b, const char *basedir)
+{
+	rval name;
+	kb_err *err;
+	if (!b->label)
+		return kb_pos_err(b->pos, "write use \"template-name\" { param = value ... }");
+	if ((err = eval(c, sc, b->label, &name)))
+		return err;
+	const tmpl *t = NULL;
+	for (size_t i = 0; i < c->nt; i++)
+		if (!strcmp(c->t[i].name, name.s))
+			t = &c->t[i];
+	if (!t)
+		return kb_pos_err(b->label->pos, "no template named '%s' is defined before this line "
+						 "(define it first, or include the file that does)",
+				  name.s);
+	if (++c->use_depth > MAX_USE_DEPTH)
+		return kb_pos_err(b->pos, "templates used more than %d deep (does '%s' use itself?)",
+				  MAX_USE_DEPTH, name.s);
+	/* params see the template's definitions, never the caller's variables */
+	scope inner = {0};
+	scope *global = sc;
+	while (global->parent)
+		global = global->parent;
+	inner.parent = global;
+	for (size_t i = 0; i < b->nkids; i++) {
+		const kb_node *k = &b->kids[i];
+		if (k->type != KB_N_ATTR)
+			return kb_pos_err(k->pos, "use \"%s\" takes only 'param = value' lines", name.s);
+		int declared = 0;
+		for (size_t j = 0; j < t->node->nkids; j++)
+			declared |= t->node->kids[j].type == KB_N_PARAM &&
+				    !strcmp(t->node->kids[j].word, k->word);
+		if (!declared)
+			return kb_pos_err(k->pos, "template '%s' (%s:%d) has no param '%s'", name.s,
+					  t->pos.file, t->pos.line, k->word);
+		rval v;
+		if ((err = eval(c, sc, k->val, &v)) || (err = bind(c, &inner, k->word, k->pos, &v)))
+			return err;
+	}
+	for (size_t j = 0; j < t->node->nkids; j++) {
+		const kb_node *p = &t->node->kids[j];
+		if (p->type != KB_N_PARAM || lookup(&inner, p->word) != NULL)
+			continue;
+		if (!p->val)
+			return kb_pos_err(b->pos, "use \"%s\" needs %s = ... (param declared at %s:%d:%d)",
+					  name.s, p->word, p->pos.file, p->pos.line, p->pos.col);
+		rval v;
+		if ((err = eval(c, &inner, p->val, &v)) || (err = bind(c, &inner, p->word, p->pos, &v)))
+			return err;
+	}
+	err = items(c, &inner, t->node->kids, t->node->nkids, 0, basedir);
+	if (err)
+		err = kb_err_wrap(err, "%s:%d:%d: in use \"%s\"", b->pos.file, b->pos.line, b->pos.col,
+				  name.s);
+	c->use_depth--;
+	return err;
+}
+
+static kb_err *items(ctx *c, scope *sc, const kb_node *it, size_t n, int toplevel,
+		     const char *basedir)
+{
+	for (size_t i = 0; i < n; i++) {
+		const kb_node *x = &it[i];
+		kb_err *err = NULL;
+		rval v;
+		const char *name;
+		switch (x->type) {
+		case KB_N_INCLUDE: {
+			if ((err = eval(c, sc, x->val, &v)))
+				return err;
+			const char *abs;
+			if ((err = repo_path(c, v.s, x->val->pos, basedir, &abs)))
+				return err;
+			/* shown relative to the including file's shown path */
+			const char *shown = kb_arena_printf(c->a, "%s", abs + strlen(c->r->root) +
+								  (abs[strlen(c->r->root)] == '/'));
+			err = load_file(c, shown, abs, x->pos, sc);
+			break;
+		}
+		case KB_N_LET:
+			if ((err = eval(c, sc, x->val, &v)) == NULL)
+				err = bind(c, sc, x->word, x->pos, &v);
+			break;
+		case KB_N_PARAM:
+			if (toplevel)
+				err = kb_pos_err(x->pos, "'param' belongs inside a template; at the top "
+							 "level write let %s = ...", x->word);
+			break;
+		case KB_N_ATTR:
+			err = kb_pos_err(x->pos, "'%s = ...' must be inside a block; for a variable "
+						 "write let %s = ...", x->word, x->word);
+			break;
+		case KB_N_BLOCK:
+			if (!strcmp(x->word, "template")) {
+				if (!toplevel)
+					return kb_pos_err(x->pos, "templates are defined at the top level");
+				if ((err = label_of(c, sc, x, &name)))
+					return err;
+				for (size_t j = 0; j < c->nt; j++)
+					if (!strcmp(c->t[j].name, name))
+						return kb_pos_err(x->pos, "template '%s' is already defined "
+									  "at %s:%d:%d", name, c->t[j].pos.file,
+								  c->t[j].pos.line, c->t[j].pos.col);
+				c->t = kb_arena_grow(c->a, c->t, c->nt, &c->t_cap, sizeof *c->t);
+				c->t[c->nt++] = (tmpl){name, x->pos, x};
+			} else if (!strcmp(x->word, "use")) {
+				err = use_template(c, sc, x, basedir);
+			} else if (!strcmp(x->word, "upstream")) {
+				if (!(err = label_of(c, sc, x, &name)))
+					err = add_upstream(c, sc, x, name);
+			} else {
+				static const char *const kinds[] = {"url", "git", "file", "key", "package"};
+				size_t k = 0;
+				while (k < 5 && strcmp(kinds[k], x->word))
+					k++;
+				if (k == 5)
+					return kb_pos_err(x->pos, "unknown block '%s'%s (blocks: upstream, "
+								  "url, git, file, key, package, template, "
+								  "use)", x->word,
+							  suggest(c->a, x->word, block_kinds, sizeof *block_kinds));
+				if (!(err = label_of(c, sc, x, &name)))
+					err = add_input(c, sc, x, name, (kb_inkind)k, basedir);
+			}
+			break;
+		}
+		if (err)
+			return err;
+	}
+	return NULL;
+}
+
+static kb_err *load_file(ctx *c, const char *shown, const char *abspath, kb_pos from,
+			 scope *sc)
+{
+	for (size_t i = 0; i < c->depth; i++)
+		if (!strcmp(c->stack[i], abspath)) {
+			kb_buf chain = {0};
+			for (size_t j = i; j < c->depth; j++)
+				kb_buf_addf(&chain, "%s -> ", c->stack[j] + strlen(c->r->root) + 1);
+			kb_buf_adds(&chain, shown);
+			kb_err *err = kb_pos_err(from, "include cycle: %s; remove one of these includes",
+						 chain.p);
+			kb_buf_free(&chain);
+			return err;
+		}
+	if (c->depth == MAX_INCLUDE_DEPTH)
+		return kb_pos_err(from, "includes nested deeper than %d", MAX_INCLUDE_DEPTH);
+	kb_buf text = {0};
+	kb_err *err = kb_read_file(AT_FDCWD, abspath, MAX_FILE, &text);
+	if (err) {
+		kb_buf_free(&text);
+		return from.file ? kb_err_wrap(err, "%s:%d:%d: cannot include %s", from.file,
+					       from.line, from.col, shown)
+				 : err;
+	}
+	kb_recipe *r = c->r;
+	r->srcs = kb_arena_grow(c->a, r->srcs, r->nsrcs, &c->insrc_cap, sizeof *r->srcs);
+	kb_source *src = &r->srcs[r->nsrcs++];
+	src->path = kb_arena_strdup(c->a, shown);
+	src->abspath = kb_arena_strdup(c->a, abspath);
+	kb_sha256(text.p ? text.p : "", text.len, &src->sha256);
+	kb_node *it;
+	size_t n;
+	err = kb_parse(c->a, src->path, text.p ? text.p : "", text.len, &it, &n);
+	kb_buf_free(&text);
+	if (err)
+		return err;
+	c->stack[c->depth++] = src->abspath;
+	char *dcopy = kb_strdup(abspath);
+	const char *basedir = kb_arena_strdup(c->a, dirname(dcopy));
+	free(dcopy);
+	err = items(c, sc, it, n, 1, basedir);
+	c->depth--;
+	return err;
+}
+
+static kb_err *cross_check(kb_recipe *r)
+{
+	for (size_t i = 0; i < r->nin; i++) {
+		const kb_input *in = &r->in[i];
+		if (in->kind != KB_IN_PACKAGE)
+			continue;
+		size_t j = 0;
+		while (j < r->nup && strcmp(r->up[j].name, in->upstream))
+			j++;
+		if (j == r->nup)
+			return kb_pos_err(in->pos, "package input '%s' names upstream '%s', which is not "
+						   "defined; add upstream \"%s\" { ... }",
+					  in->name, in->upstream, in->upstream);
+	}
+	for (size_t j = 0; j < r->nup; j++) {
+		const kb_input *k = r->up[j].keyring ? kb_recipe_input(r, r->up[j].keyring) : NULL;
+		if (r->up[j].keyring && (!k || k->kind != KB_IN_KEY))
+			return kb_pos_err(r->up[j].pos, "upstream '%s' names keyring '%s', which is not "
+							"a key input; add key \"%s\" { path = \"...\" }",
+					  r->up[j].name, r->up[j].keyring, r->up[j].keyring);
+	}
+	return NULL;
+}
+
+const kb_input *kb_recipe_input(const kb_recipe *r, const char *name)
+{
+	for (size_t i = 0; i < r->nin; i++)
+		if (!strcmp(r->in[i].name, name))
+			return &r->in[i];
+	return NULL;
+}
+
+kb_err *kb_recipe_load(const char *arg, const char *recipes_dir, kb_recipe **out)
+{
+	size_t alen = strlen(arg);
+	int is_path = strchr(arg, '/') || (alen > 7 && !strcmp(arg + alen - 7, ".recipe"));
+	char *path = is_path ? kb_strdup(arg)
+			     : kb_asprintf("%s/%s.recipe", recipes_dir ? recipes_dir : "recipes", arg);
+	char *abs = kb_abspath(path);
+	char *d1 = kb_strdup(abs), *d2 = kb_strdup(abs), *b = kb_strdup(abs);
+	const char *dir = dirname(d1), *base = basename(b);
+	const char *root = dirname(dirname(d2));
+	kb_arena *a = kb_arena_new();
+	kb_recipe *r = kb_arena_alloc(a, sizeof *r);
+	r->a = a;
+	size_t blen = strlen(base);
+	r->name = kb_arena_strndup(a, base, blen > 7 && !strcmp(base + blen - 7, ".recipe")
+						    ? blen - 7 : blen);
+	r->dir = kb_arena_strdup(a, dir);
+	r->root = kb_arena_strdup(a, root);
+	r->lockpath = kb_arena_printf(a, "%s/%s.lock", dir, r->name);
+	kb_err *err = NULL;
+	if (!valid_name(r->name))
+		err = kb_usage("'%s' is not a recipe name (letters, digits and ._+-)", r->name);
+	else if (access(abs, F_OK) < 0)
+		err = is_path ? kb_errno(errno, "cannot read recipe %s", path)
+			      : kb_errf("no recipe named '%s': %s does not exist (recipes live in "
+					"%s/; pass --recipes DIR for another place)", arg, path,
+					recipes_dir ? recipes_dir : "recipes");
+	if (!err) {
+		ctx c = {.r = r, .a = a};
+		scope global = {0};
+		err = load_file(&c, path, abs, (kb_pos){0}, &global);
+		if (!err)
+			err = cross_check(r);
+	}
+	free(path);
+	free(abs);
+	free(d1);
+	free(d2);
+	free(b);
+	if (err) {
+		kb_arena_free(a);
+		return err;
+	}
+	*out = r;
+	return NULL;
+}
+
+void kb_recipe_free(kb_recipe *r)
+{
+	if (r)
+		kb_arena_free(r->a);
+}

@@ -1,0 +1,174 @@
+/* Private to builder/: recipes (parse.c, expand.c), lock files (lock.c)
+ * and their evaluation into actions (eval.c). The language is described
+ * in RECIPES.md. */
+#ifndef KB_BUILDER_RECIPE_H
+#define KB_BUILDER_RECIPE_H
+
+#include "../store/store.h"
+
+typedef struct {
+	const char *file; /* as shown to users, e.g. recipes/x.recipe */
+	int line, col;
+} kb_pos;
+
+/* "file:line:col: message" */
+kb_err *kb_pos_err(kb_pos p, const char *fmt, ...) KB_PRINTF(2, 3);
+
+/* ---- syntax (parse.c) ---- */
+typedef struct {
+	int is_var;
+	const char *text; /* literal text, or the variable's name */
+	size_t len;
+	kb_pos pos;
+} kb_seg;
+
+typedef enum { KB_V_STR, KB_V_NUM, KB_V_BOOL, KB_V_LIST } kb_vtype;
+
+typedef struct kb_val {
+	kb_vtype type;
+	kb_pos pos;
+	kb_seg *segs; /* strings: literal text and ${var} pieces */
+	size_t nsegs;
+	long long num; /* numbers; bools as 0/1 */
+	struct kb_val *items;
+	size_t nitems;
+} kb_val;
+
+typedef enum { KB_N_ATTR, KB_N_BLOCK, KB_N_INCLUDE, KB_N_LET, KB_N_PARAM } kb_ntype;
+
+typedef struct kb_node {
+	kb_ntype type;
+	kb_pos pos;
+	const char *word; /* block kind, or the attr/let/param name */
+	kb_val *label;	  /* block: its quoted name (may be NULL) */
+	kb_val *val;	  /* attr/let/include value; param default (may be NULL) */
+	struct kb_node *kids;
+	size_t nkids;
+} kb_node;
+
+/* Parses text (the contents of file) into items allocated in a. */
+KB_MUST kb_err *kb_parse(kb_arena *a, const char *file, const char *text, size_t len,
+			 kb_node **items, size_t *n);
+
+/* ---- meaning (expand.c) ---- */
+typedef enum { KB_IN_URL, KB_IN_GIT, KB_IN_FILE, KB_IN_KEY, KB_IN_PACKAGE } kb_inkind;
+const char *kb_inkind_name(kb_inkind k);
+
+typedef struct {
+	kb_inkind kind;
+	const char *name;
+	kb_pos pos;
+	const char *url;      /* url, git, key (remote) */
+	const char *commit;   /* git */
+	const char *path;     /* file, key (local): as written */
+	const char *abspath;  /* resolved inside the repository */
+	const char *upstream; /* package */
+	const char *pkgname, *arch, *version;
+	kb_hash sha256; /* url, key (remote) */
+	int has_sha256;
+	uint64_t size;
+	int has_size;
+} kb_input;
+
+typedef struct {
+	const char *name;
+	kb_pos pos;
+	const char *type; /* "apt" or "rpm-md" */
+	const char *url;  /* NULL: from the host or --mirror */
+	const char *suite, *keyring;
+	const char **components, **archs, **repos;
+	size_t ncomponents, narchs, nrepos;
+	int require_signature;
+} kb_upstream;
+
+typedef struct {
+	const char *path; /* as shown */
+	const char *abspath;
+	kb_hash sha256;
+} kb_source;
+
+typedef struct {
+	kb_arena *a;
+	const char *name;
+	const char *dir;  /* absolute directory of the recipe file */
+	const char *root; /* the repository: file inputs stay inside it */
+	const char *lockpath;
+	kb_source *srcs; /* the recipe file and everything it includes */
+	size_t nsrcs;
+	kb_input *in;
+	size_t nin;
+	kb_upstream *up;
+	size_t nup;
+} kb_recipe;
+
+/* Loads recipes/NAME.recipe (or a path ending in .recipe), follows its
+ * includes, expands templates and checks every block against its schema. */
+KB_MUST kb_err *kb_recipe_load(const char *name_or_path, const char *recipes_dir,
+			       kb_recipe **out);
+void kb_recipe_free(kb_recipe *r);
+const kb_input *kb_recipe_input(const kb_recipe *r, const char *name);
+
+/* ---- lock files (lock.c) ---- */
+typedef struct {
+	const char *key, *value;
+} kb_kv;
+
+typedef struct {
+	const char *kind; /* "source" or an input kind */
+	const char *name; /* source path or input name */
+	kb_kv *kv;
+	size_t nkv;
+	int line;
+} kb_lock_entry;
+
+typedef struct {
+	kb_arena *a;
+	const char *path;
+	const char *recipe;
+	kb_lock_entry *e;
+	size_t n;
+} kb_lock;
+
+/* found=0 and no error when the file does not exist */
+KB_MUST kb_err *kb_lock_read(const char *path, kb_lock **out, int *found);
+KB_MUST kb_err *kb_lock_parse(kb_arena *a, const char *path, const char *text, size_t len,
+			      kb_lock *out);
+/* sorted, escaped, written atomically */
+KB_MUST kb_err *kb_lock_write(const kb_lock *l);
+void kb_lock_free(kb_lock *l);
+const kb_lock_entry *kb_lock_find(const kb_lock *l, const char *kind, const char *name);
+const char *kb_lock_get(const kb_lock_entry *e, const char *key);
+
+/* ---- evaluation (eval.c) ---- */
+typedef struct {
+	const char *kind; /* "fetch", later "step", "sign", ... */
+	const char *name;
+	const char *def; /* canonical definition text: what the key hashes */
+	kb_hash key;
+	kb_oid result; /* known from the lock for inputs */
+} kb_action;
+
+typedef struct {
+	int offline;
+	int jobs;
+} kb_run_opts;
+
+/* Checks the recipe against its lock: every input covered, with the same
+ * definition, every source unchanged. The error says to run 'kbuild lock'. */
+KB_MUST kb_err *kb_lock_check(const kb_recipe *r, const kb_lock *l);
+/* Resolves every input (fetching what it must) and writes the lock. */
+KB_MUST kb_err *kb_lock_update(kb_store *s, const kb_recipe *r, const kb_run_opts *o,
+			       size_t *changed);
+/* Brings every input into the store as the lock pins it; local inputs
+ * must still hash as locked. */
+KB_MUST kb_err *kb_recipe_fetch(kb_store *s, const kb_recipe *r, const kb_lock *l,
+				const kb_run_opts *o);
+/* The graph of actions for a checked recipe and lock. */
+KB_MUST kb_err *kb_eval(const kb_recipe *r, const kb_lock *l, kb_arena *a, kb_action **out,
+			size_t *n);
+
+/* 'kbuild lock' and 'kbuild recipe' (recipe_cmd.c) */
+int kb_recipe_main(const char *cmd, const char *store_dir, int argc, char **argv);
+int kb_recipe_help(const char *cmd, FILE *out);
+
+#endif

@@ -1,0 +1,169 @@
+/* 'kbuild lock NAME' resolves a recipe's inputs into its lock file;
+ * 'kbuild recipe NAME' builds from the lock alone and never resolves. */
+#include "recipe.h"
+
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const usage_lock = "lock [--recipes DIR] [--offline] [--jobs N] NAME";
+static const char *const usage_recipe = "recipe [--recipes DIR] [--offline] [--jobs N] NAME";
+
+int kb_recipe_help(const char *cmd, FILE *out)
+{
+	if (!strcmp(cmd, "lock"))
+		fprintf(out, "usage: kbuild %s\n\nResolves every input of recipes/NAME.recipe (and what "
+			     "it includes),\nfetching what it must, and writes recipes/NAME.lock: a "
+			     "sorted text that\npins each input by hash. Running it twice gives the "
+			     "same bytes.\n", usage_lock);
+	else if (!strcmp(cmd, "recipe"))
+		fprintf(out, "usage: kbuild %s\n\nBuilds recipes/NAME.recipe from its lock. An input "
+			     "the lock does not\ncover, or a local input that changed, stops the "
+			     "build with the command\nthat fixes it. --offline uses only what the "
+			     "store holds.\n", usage_recipe);
+	else
+		return 0;
+	return 1;
+}
+
+typedef struct {
+	const char *recipes;
+	kb_run_opts run;
+	const char *name;
+} args;
+
+static kb_err *parse(const char *cmd, int argc, char **argv, args *a)
+{
+	static const struct option lo[] = {{"recipes", required_argument, NULL, 'r'},
+					   {"offline", no_argument, NULL, 'o'},
+					   {"jobs", required_argument, NULL, 'j'},
+					   {0}};
+	memset(a, 0, sizeof *a);
+	opterr = 0;
+	optind = 0;
+	int c;
+	while ((c = getopt_long(argc, argv, "+j:", lo, NULL)) != -1) {
+		if (c == 'r')
+			a->recipes = optarg;
+		else if (c == 'o')
+			a->run.offline = 1;
+		else if (c == 'j') {
+			char *end;
+			long j = strtol(optarg, &end, 10);
+			if (*end || j < 1 || j > 64)
+				return kb_usage("kbuild %s: --jobs takes a number from 1 to 64", cmd);
+			a->run.jobs = (int)j;
+		} else
+			return kb_usage("kbuild %s: %s '%s' (see 'kbuild help %s')", cmd,
+					c == ':' ? "missing value for" : "unknown option",
+					argv[optind - 1], cmd);
+	}
+	if (argc - optind != 1)
+		return kb_usage("kbuild %s: %s (usage: kbuild %s)", cmd,
+				argc - optind ? "give one recipe name" : "missing recipe name",
+				!strcmp(cmd, "lock") ? usage_lock : usage_recipe);
+	a->name = argv[optind];
+	return NULL;
+}
+
+static kb_err *do_lock(kb_store *s, const args *a)
+{
+	kb_recipe *r;
+	kb_err *err = kb_recipe_load(a->name, a->recipes, &r);
+	if (err)
+		return err;
+	size_t changed = 0;
+	if (!(err = kb_lock_update(s, r, &a->run, &changed)))
+		kb_info("%s: %zu input%s, %zu changed", r->lockpath, r->nin, r->nin == 1 ? "" : "s",
+			changed);
+	kb_recipe_free(r);
+	return err;
+}
+
+static kb_err *do_recipe(kb_store *s, const args *a)
+{
+	kb_recipe *r;
+	kb_lock *l = NULL;
+	int found;
+	kb_err *err = kb_recipe_load(a->name, a->recipes, &r);
+	if (err)
+		return err;
+	if (!(err = kb_lock_read(r->lockpath, &l, &found)) && !found)
+		err = kb_errf("recipe '%s' has no lock file %s; run 'kbuild lock %s' to resolve its "
+			      "inputs", r->name, r->lockpath, r->name);
+	if (!err)
+		err = kb_lock_check(r, l);
+	kb_arena *ar = kb_arena_new();
+	kb_action *act = NULL;
+	size_t n = 0;
+	if (!err)
+		err = kb_eval(r, l, ar, &act, &n);
+	if (!err)
+		err = kb_recipe_fetch(s, r, l, &a->run);
+	kb_oid result = {0};
+	int hit = 0;
+	if (!err)
+		err = kb_ac_get(s, &act[n - 1].key, &result, NULL, &hit);
+	if (!err && !hit) {
+		/* the recipe's result, until steps exist: its inputs by name */
+		kb_tree_entry *e = kb_calloc(n, sizeof *e);
+		for (size_t i = 0; i + 1 < n; i++)
+			e[i] = (kb_tree_entry){act[i].result.type == KB_TREE ? KB_ENT_DIR : KB_ENT_FILE,
+					       act[i].result.hash, act[i].name, strlen(act[i].name)};
+		kb_txn *t;
+		result.type = KB_TREE;
+		if (!(err = kb_txn_begin(s, &t))) {
+			if ((err = kb_txn_add_tree(t, e, n - 1, &result.hash)))
+				kb_txn_abort(t);
+			else
+				err = kb_txn_commit(t, &result, 1);
+		}
+		free(e);
+		if (!err)
+			err = kb_ac_put(s, &act[n - 1].key, &result, NULL);
+	}
+	char *ref = kb_asprintf("recipe/%s", r->name);
+	if (!err)
+		err = kb_ref_update(s, ref, NULL, &result);
+	if (!err) {
+		char hex[KB_HEX_LEN + 1];
+		kb_hash_hex(&result.hash, hex);
+		if (hit)
+			kb_info("recipe %s is up to date: nothing to do (ref %s)", r->name, ref);
+		else
+			kb_info("recipe %s: %zu inputs in the store (ref %s)", r->name, r->nin, ref);
+		printf("%s\n", hex);
+	}
+	free(ref);
+	kb_arena_free(ar);
+	kb_lock_free(l);
+	kb_recipe_free(r);
+	return err;
+}
+
+int kb_recipe_main(const char *cmd, const char *dir, int argc, char **argv)
+{
+	args a;
+	kb_store *s = NULL;
+	kb_err *err;
+	if (argc > 0 && (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h"))) {
+		kb_recipe_help(cmd, stdout);
+		return 0;
+	}
+	/* argv[0] is the first argument; getopt wants a program name first */
+	char **av = kb_calloc((size_t)argc + 2, sizeof *av);
+	av[0] = (char *)cmd;
+	memcpy(av + 1, argv, (size_t)argc * sizeof *av);
+	if (!(err = parse(cmd, argc + 1, av, &a)) && !(err = kb_store_open(dir, 1, &s)))
+		err = !strcmp(cmd, "lock") ? do_lock(s, &a) : do_recipe(s, &a);
+	free(av);
+	kb_store_close(s);
+	if (fflush(stdout) != 0 && !err)
+		err = kb_errf("cannot write to standard output");
+	if (!err)
+		return 0;
+	fprintf(stderr, "kbuild: %s\n", err->msg);
+	int code = err->code;
+	kb_err_free(err);
+	return code;
+}
