@@ -18,12 +18,15 @@ static void usage(FILE *out)
 	fprintf(out,
 		"  kbuild lock [--offline] NAME\n"
 		"  kbuild recipe [--offline] NAME\n"
+		"  kbuild upstreams NAME\n"
 		"  kbuild fetch url URL SHA256 ...\n"
 		"  kbuild fetch git URL COMMIT\n"
 		"  kbuild help [COMMAND ...]\n\n"
 		"Options:\n"
 		"  --store DIR   the store to use (default: $KBUILD_STORE, else\n"
 		"                $XDG_DATA_HOME/kbuild/store, else ~/.local/share/kbuild/store)\n"
+		"  --mirror NAME=URL  where upstream NAME is (repeatable); overrides the\n"
+		"                config file and the host's apt sources\n"
 		"  -q, --quiet   only errors on stderr\n"
 		"  -v, --verbose more detail on stderr\n"
 		"  --version     print the version\n"
@@ -67,6 +70,15 @@ int main(int argc, char **argv)
 			kb_log_level = KB_LOG_QUIET;
 		} else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
 			kb_log_level = KB_LOG_DEBUG;
+		} else if (!strcmp(a, "--mirror") || !strncmp(a, "--mirror=", 9)) {
+			const char *spec = a[8] == '=' ? a + 9 : i + 1 < argc ? argv[++i] : NULL;
+			kb_err *err = spec ? kb_mirror_add(spec)
+					   : kb_usage("option '--mirror' needs NAME=URL");
+			if (err) {
+				fprintf(stderr, "kbuild: %s\n", err->msg);
+				kb_err_free(err);
+				return 2;
+			}
 		} else if (!strcmp(a, "--store") || !strncmp(a, "--store=", 8)) {
 			if (a[7] == '=')
 				store = a + 8;
@@ -92,10 +104,11 @@ int main(int argc, char **argv)
 	const char *cmd = argv[i];
 	if (!strcmp(cmd, "help"))
 		return help(argc - i - 1, argv + i + 1);
-	if (!strcmp(cmd, "lock") || !strcmp(cmd, "recipe")) {
+	if (!strcmp(cmd, "lock") || !strcmp(cmd, "recipe") || !strcmp(cmd, "upstreams")) {
 		char *dir = store ? kb_strdup(store) : kb_store_default_path();
 		int rc = kb_recipe_main(cmd, dir, argc - i - 1, argv + i + 1);
 		free(dir);
+		kb_mirror_clear();
 		return rc;
 	}
 	int (*part)(const char *, int, char **) = !strcmp(cmd, "store") ? kb_store_main

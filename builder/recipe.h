@@ -108,6 +108,14 @@ KB_MUST kb_err *kb_recipe_load(const char *name_or_path, const char *recipes_dir
 void kb_recipe_free(kb_recipe *r);
 const kb_input *kb_recipe_input(const kb_recipe *r, const char *name);
 
+/* ---- upstreams (upstream.c) ---- */
+/* --mirror NAME=URL, for this process */
+KB_MUST kb_err *kb_mirror_add(const char *spec);
+void kb_mirror_clear(void);
+/* the repository URL and where it came from (for messages) */
+KB_MUST kb_err *kb_upstream_resolve(kb_arena *a, const kb_upstream *u, const char **url,
+				    const char **from);
+
 /* ---- lock files (lock.c) ---- */
 typedef struct {
 	const char *key, *value;

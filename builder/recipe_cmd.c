@@ -8,6 +8,7 @@
 
 static const char *const usage_lock = "lock [--recipes DIR] [--offline] [--jobs N] NAME";
 static const char *const usage_recipe = "recipe [--recipes DIR] [--offline] [--jobs N] NAME";
+static const char *const usage_upstreams = "upstreams [--recipes DIR] NAME";
 
 int kb_recipe_help(const char *cmd, FILE *out)
 {
@@ -21,6 +22,10 @@ int kb_recipe_help(const char *cmd, FILE *out)
 			     "the lock does not\ncover, or a local input that changed, stops the "
 			     "build with the command\nthat fixes it. --offline uses only what the "
 			     "store holds.\n", usage_recipe);
+	else if (!strcmp(cmd, "upstreams"))
+		fprintf(out, "usage: kbuild %s\n\nPrints each upstream of a recipe with the mirror "
+			     "it resolves to and where\nthat came from: --mirror NAME=URL, the config "
+			     "file, the recipe, or the\nhost's apt sources.\n", usage_upstreams);
 	else
 		return 0;
 	return 1;
@@ -61,33 +66,29 @@ static kb_err *parse(const char *cmd, int argc, char **argv, args *a)
 	if (argc - optind != 1)
 		return kb_usage("kbuild %s: %s (usage: kbuild %s)", cmd,
 				argc - optind ? "give one recipe name" : "missing recipe name",
-				!strcmp(cmd, "lock") ? usage_lock : usage_recipe);
+				!strcmp(cmd, "lock") ? usage_lock
+				: !strcmp(cmd, "recipe") ? usage_recipe : usage_upstreams);
 	a->name = argv[optind];
 	return NULL;
 }
 
-static kb_err *do_lock(kb_store *s, const args *a)
+/* the recipe is loaded before the store is opened: a recipe that does not
+ * load leaves no trace, not even a new store */
+static kb_err *do_lock(kb_store *s, kb_recipe *r, const args *a)
 {
-	kb_recipe *r;
-	kb_err *err = kb_recipe_load(a->name, a->recipes, &r);
-	if (err)
-		return err;
 	size_t changed = 0;
+	kb_err *err;
 	if (!(err = kb_lock_update(s, r, &a->run, &changed)))
 		kb_info("%s: %zu input%s, %zu changed", r->lockpath, r->nin, r->nin == 1 ? "" : "s",
 			changed);
-	kb_recipe_free(r);
 	return err;
 }
 
-static kb_err *do_recipe(kb_store *s, const args *a)
+static kb_err *do_recipe(kb_store *s, kb_recipe *r, const args *a)
 {
-	kb_recipe *r;
 	kb_lock *l = NULL;
 	int found;
-	kb_err *err = kb_recipe_load(a->name, a->recipes, &r);
-	if (err)
-		return err;
+	kb_err *err;
 	if (!(err = kb_lock_read(r->lockpath, &l, &found)) && !found)
 		err = kb_errf("recipe '%s' has no lock file %s; run 'kbuild lock %s' to resolve its "
 			      "inputs", r->name, r->lockpath, r->name);
@@ -137,7 +138,20 @@ static kb_err *do_recipe(kb_store *s, const args *a)
 	free(ref);
 	kb_arena_free(ar);
 	kb_lock_free(l);
-	kb_recipe_free(r);
+	return err;
+}
+
+static kb_err *do_upstreams(const args *a)
+{
+	kb_recipe *r;
+	kb_err *err = kb_recipe_load(a->name, a->recipes, &r);
+	for (size_t i = 0; !err && i < r->nup; i++) {
+		const char *url, *from;
+		if (!(err = kb_upstream_resolve(r->a, &r->up[i], &url, &from)))
+			printf("%s %s %s (from %s)\n", r->up[i].name, r->up[i].type, url, from);
+	}
+	if (r)
+		kb_recipe_free(r);
 	return err;
 }
 
@@ -154,8 +168,18 @@ int kb_recipe_main(const char *cmd, const char *dir, int argc, char **argv)
 	char **av = kb_calloc((size_t)argc + 2, sizeof *av);
 	av[0] = (char *)cmd;
 	memcpy(av + 1, argv, (size_t)argc * sizeof *av);
-	if (!(err = parse(cmd, argc + 1, av, &a)) && !(err = kb_store_open(dir, 1, &s)))
-		err = !strcmp(cmd, "lock") ? do_lock(s, &a) : do_recipe(s, &a);
+	if ((err = parse(cmd, argc + 1, av, &a)))
+		;
+	else if (!strcmp(cmd, "upstreams"))
+		err = do_upstreams(&a);
+	else {
+		kb_recipe *r;
+		if (!(err = kb_recipe_load(a.name, a.recipes, &r))) {
+			if (!(err = kb_store_open(dir, 1, &s)))
+				err = !strcmp(cmd, "lock") ? do_lock(s, r, &a) : do_recipe(s, r, &a);
+			kb_recipe_free(r);
+		}
+	}
 	free(av);
 	kb_store_close(s);
 	if (fflush(stdout) != 0 && !err)
