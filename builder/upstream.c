@@ -207,7 +207,8 @@ static kb_err *from_apt(kb_arena *a, const char *suite, const char **url, const 
 		if (np > 1)
 			qsort(part, np, sizeof *part, name_cmp); /* apt's own order */
 		files = kb_realloc(files, (n + np) * sizeof *files);
-		memcpy(files + n, part, np * sizeof *part);
+		if (np)
+			memcpy(files + n, part, np * sizeof *part);
 		n += np;
 		free(part);
 	}
