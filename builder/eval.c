@@ -192,13 +192,47 @@ static kb_err *add_local(kb_store *s, kb_arena *a, const kb_input *in, resolved 
 
 /* Brings every input into the store. With a lock, remote inputs are taken
  * as it pins them and local ones must still hash as it says. */
+static kb_err *materialize_all(kb_store *s, const kb_recipe *r, const kb_lock *l,
+			       const kb_fetch_opts *fo, kb_arena *a, resolved *res, kb_buf *why,
+			       size_t *nfail);
+
+/* every input is tried, and every failure named in one error */
 static kb_err *materialize(kb_store *s, const kb_recipe *r, const kb_lock *l,
 			   const kb_fetch_opts *fo, kb_arena *a, resolved *res)
+{
+	kb_buf why = {0};
+	size_t nfail = 0;
+	kb_err *err = materialize_all(s, r, l, fo, a, res, &why, &nfail);
+	if (!err && nfail == 1)
+		err = kb_errf("%s", why.p + 3);
+	else if (!err && nfail)
+		err = kb_errf("%zu inputs of recipe '%s' failed:%s", nfail, r->name, why.p);
+	if (err && fo->offline)
+		err = kb_err_wrap(err, "offline: bring the inputs in with 'kbuild lock %s' or "
+				       "'kbuild recipe %s' without --offline, or 'kbuild store import "
+				       "BUNDLE'; then", r->name, r->name);
+	kb_buf_free(&why);
+	return err;
+}
+
+static void note(kb_buf *why, size_t *nfail, kb_err *err)
+{
+	kb_buf_addf(why, "\n  %s", err->msg);
+	(*nfail)++;
+	kb_err_free(err);
+}
+
+static kb_err *materialize_all(kb_store *s, const kb_recipe *r, const kb_lock *l,
+			       const kb_fetch_opts *fo, kb_arena *a, resolved *res, kb_buf *why,
+			       size_t *nfail)
 {
 	kb_url_req *urls = kb_arena_alloc(a, (r->nin + 1) * sizeof *urls);
 	size_t *urlidx = kb_arena_alloc(a, (r->nin + 1) * sizeof *urlidx), nurl = 0;
 	kb_err *err = NULL;
-	for (size_t i = 0; !err && i < r->nin; i++) {
+	for (size_t i = 0; i < r->nin; i++) {
+		if (err)
+			note(why, nfail, err);
+		err = NULL;
 		const kb_input *in = &r->in[i];
 		const kb_lock_entry *e = l ? kb_lock_find(l, kb_inkind_name(in->kind), in->name) : NULL;
 		switch (in->kind) {
@@ -245,15 +279,23 @@ static kb_err *materialize(kb_store *s, const kb_recipe *r, const kb_lock *l,
 			break;
 		}
 	}
-	if (!err && nurl)
-		err = kb_fetch_urls(s, urls, nurl, fo);
+	if (err)
+		note(why, nfail, err);
+	err = NULL;
+	if (nurl && (err = kb_fetch_urls(s, urls, nurl, fo))) {
+		kb_err_free(err); /* each request says what went wrong for it */
+		err = NULL;
+	}
 	for (size_t j = 0; j < nurl; j++) {
 		size_t i = urlidx[j];
 		res[i].oid = (kb_oid){KB_BLOB, urls[j].sha256};
 		res[i].size = urls[j].got_size;
-		kb_err_free(urls[j].err);
+		if (urls[j].err) {
+			note(why, nfail, urls[j].err);
+			urls[j].err = NULL;
+		}
 	}
-	for (size_t j = 0; !err && j < nurl; j++) {
+	for (size_t j = 0; !err && !*nfail && j < nurl; j++) {
 		const kb_input *in = &r->in[urlidx[j]];
 		if (in->kind != KB_IN_KEY)
 			continue;
