@@ -457,3 +457,21 @@ kb_err *kb_recipe_fetch(kb_store *s, const kb_recipe *r, const kb_lock *l, const
 	kb_arena_free(a);
 	return err;
 }
+
+kb_err *kb_input_fetch(kb_store *s, const kb_recipe *r, const kb_input *in,
+		       const kb_run_opts *o, kb_oid *out)
+{
+	/* the same path as a whole recipe, for one input and without a lock */
+	kb_recipe one = *r;
+	one.in = (kb_input *)in;
+	one.nin = 1;
+	kb_arena *a = kb_arena_new();
+	kb_fetch_opts fo;
+	kb_fetch_opts_init(&fo);
+	fo.offline = o->offline;
+	resolved res = {0};
+	kb_err *err = materialize(s, &one, NULL, &fo, a, &res);
+	*out = res.oid;
+	kb_arena_free(a);
+	return err;
+}

@@ -162,7 +162,6 @@ static const keyspec upstream_keys[] = {
 	{"suite", KB_V_STR, 0, "\"bookworm\""},
 	{"components", KB_V_LIST, 0, "[\"main\", \"contrib\"]"},
 	{"architectures", KB_V_LIST, 0, "[\"amd64\"]"},
-	{"repos", KB_V_LIST, 0, "[\"BaseOS\", \"AppStream\"]"},
 	{"keyring", KB_V_STR, 0, "\"name-of-a-key-input\""},
 	{"require_signature", KB_V_BOOL, 0, "true"},
 	{0}};
@@ -402,11 +401,10 @@ static kb_err *add_upstream(ctx *c, const scope *sc, const kb_node *b, const cha
 	if (err)
 		return err;
 	kb_upstream u = {.name = name, .pos = b->pos, .type = at.v[0].s, .url = str_at(&at, 1),
-			 .suite = str_at(&at, 2), .keyring = str_at(&at, 6),
-			 .require_signature = at.set[7] ? (int)at.v[7].num : 1};
+			 .suite = str_at(&at, 2), .keyring = str_at(&at, 5),
+			 .require_signature = at.set[6] ? (int)at.v[6].num : 1};
 	u.components = strlist(c, &at, 3, &u.ncomponents);
 	u.archs = strlist(c, &at, 4, &u.narchs);
-	u.repos = strlist(c, &at, 5, &u.nrepos);
 	if (strcmp(u.type, "apt") && strcmp(u.type, "rpm-md"))
 		return kb_pos_err(at.v[0].pos, "%s: type is \"apt\" or \"rpm-md\", not \"%s\"", what,
 				  u.type);
@@ -414,10 +412,9 @@ static kb_err *add_upstream(ctx *c, const scope *sc, const kb_node *b, const cha
 		return kb_pos_err(b->pos, "%s: an apt upstream needs suite, components and "
 					  "architectures, like suite = \"bookworm\", components = "
 					  "[\"main\"], architectures = [\"amd64\"]", what);
-	if (!strcmp(u.type, "rpm-md") && (!u.nrepos || !u.narchs))
-		return kb_pos_err(b->pos, "%s: an rpm-md upstream needs repos and architectures, "
-					  "like repos = [\"BaseOS\"], architectures = [\"x86_64\"]",
-				  what);
+	if (!strcmp(u.type, "rpm-md") && !u.narchs)
+		return kb_pos_err(b->pos, "%s: an rpm-md upstream needs architectures, like "
+					  "architectures = [\"x86_64\", \"noarch\"]", what);
 	if (u.require_signature && !u.keyring)
 		return kb_pos_err(b->pos, "%s needs keyring = \"<a key input>\" to verify its "
 					  "signature (or require_signature = false)", what);

@@ -8,29 +8,6 @@
 #include <string.h>
 #include <unistd.h>
 
-void kb_fetch_opts_init(kb_fetch_opts *o)
-{
-	memset(o, 0, sizeof *o);
-	o->jobs = 4;
-	o->retries = 4;
-	o->retry_delay_ms = 1000;
-	o->timeout_s = 30;
-	o->progress = -1;
-	const char *d = getenv("KBUILD_RETRY_DELAY_MS");
-	if (d && *d)
-		o->retry_delay_ms = atol(d);
-	const char *ca = getenv("KBUILD_CA_BUNDLE");
-	if (ca && *ca)
-		o->ca_bundle = ca;
-	static char *cache; /* one per process, like the environment it comes from */
-	if (!cache) {
-		const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-		cache = xdg && *xdg ? kb_asprintf("%s/kbuild", xdg)
-				    : kb_asprintf("%s/.cache/kbuild", home && *home ? home : "/tmp");
-	}
-	o->cache_dir = cache;
-}
-
 static const char *const usage_url = "fetch url [--jobs N] [--offline] URL SHA256 [URL SHA256]...";
 static const char *const usage_git = "fetch git [--offline] URL COMMIT";
 

@@ -129,7 +129,9 @@ kb_err *kb_lock_parse(kb_arena *a, const char *path, const char *text, size_t le
 			continue;
 		}
 		const char *name;
-		if (!strcmp(w1, "source") && w2 && !w3) {
+		if (!strcmp(w1, "source") && w2) {
+			if (w3) /* the path is the rest of the line: spaces are not escaped */
+				w3[-1] = ' ';
 			if (unescape(a, w2, strlen(w2), &name))
 				return lerr(path, line, "malformed escape in source path", NULL);
 		} else if (!strcmp(w1, "input") && w2 && w3 && !strchr(w3, ' ')) {
@@ -210,7 +212,8 @@ static void put_escaped(kb_buf *b, const char *s)
 kb_err *kb_lock_write(const kb_lock *l)
 {
 	kb_lock_entry *e = kb_malloc((l->n ? l->n : 1) * sizeof *e);
-	memcpy(e, l->e, l->n * sizeof *e);
+	if (l->n) /* l->e is NULL when there are none */
+		memcpy(e, l->e, l->n * sizeof *e);
 	if (l->n > 1)
 		qsort(e, l->n, sizeof *e, entry_cmp);
 	kb_buf b = {0};
@@ -225,7 +228,8 @@ kb_err *kb_lock_write(const kb_lock *l)
 		}
 		kb_buf_addc(&b, '\n');
 		kb_kv *kv = kb_malloc((e[i].nkv ? e[i].nkv : 1) * sizeof *kv);
-		memcpy(kv, e[i].kv, e[i].nkv * sizeof *kv);
+		if (e[i].nkv)
+			memcpy(kv, e[i].kv, e[i].nkv * sizeof *kv);
 		if (e[i].nkv > 1)
 			qsort(kv, e[i].nkv, sizeof *kv, kv_cmp);
 		for (size_t j = 0; j < e[i].nkv; j++) {

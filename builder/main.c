@@ -19,6 +19,7 @@ static void usage(FILE *out)
 		"  kbuild lock [--offline] NAME\n"
 		"  kbuild recipe [--offline] NAME\n"
 		"  kbuild upstreams NAME\n"
+		"  kbuild mirror sync|closure|download ...\n"
 		"  kbuild fetch url URL SHA256 ...\n"
 		"  kbuild fetch git URL COMMIT\n"
 		"  kbuild help [COMMAND ...]\n\n"
@@ -40,6 +41,8 @@ static int help(int argc, char **argv)
 		return 0;
 	}
 	if (!strcmp(argv[0], "store") && kb_store_help(argc > 1 ? argv[1] : NULL, stdout))
+		return 0;
+	if (!strcmp(argv[0], "mirror") && kb_mirror_help(argc > 1 ? argv[1] : NULL, stdout))
 		return 0;
 	if (!strcmp(argv[0], "fetch") && kb_fetch_help(argc > 1 ? argv[1] : NULL, stdout))
 		return 0;
@@ -111,13 +114,15 @@ int main(int argc, char **argv)
 		kb_mirror_clear();
 		return rc;
 	}
-	int (*part)(const char *, int, char **) = !strcmp(cmd, "store") ? kb_store_main
-						  : !strcmp(cmd, "fetch") ? kb_fetch_main
-									  : NULL;
+	int (*part)(const char *, int, char **) = !strcmp(cmd, "store")    ? kb_store_main
+						  : !strcmp(cmd, "mirror") ? kb_mirror_main
+						  : !strcmp(cmd, "fetch")  ? kb_fetch_main
+									   : NULL;
 	if (part) {
 		char *dir = store ? kb_strdup(store) : kb_store_default_path();
 		int rc = part(dir, argc - i - 1, argv + i + 1);
 		free(dir);
+		kb_mirror_clear();
 		return rc;
 	}
 	fprintf(stderr, "kbuild: unknown command '%s' (see 'kbuild --help')\n", cmd);

@@ -74,10 +74,10 @@ typedef struct {
 	const char *name;
 	kb_pos pos;
 	const char *type; /* "apt" or "rpm-md" */
-	const char *url;  /* NULL: from the host or --mirror */
+	const char *url;  /* NULL: from the host or --mirror; rpm-md: holds repodata/ */
 	const char *suite, *keyring;
-	const char **components, **archs, **repos;
-	size_t ncomponents, narchs, nrepos;
+	const char **components, **archs;
+	size_t ncomponents, narchs;
 	int require_signature;
 } kb_upstream;
 
@@ -171,9 +171,16 @@ KB_MUST kb_err *kb_lock_update(kb_store *s, const kb_recipe *r, const kb_run_opt
  * must still hash as locked. */
 KB_MUST kb_err *kb_recipe_fetch(kb_store *s, const kb_recipe *r, const kb_lock *l,
 				const kb_run_opts *o);
+/* One input into the store, resolved afresh (no lock). */
+KB_MUST kb_err *kb_input_fetch(kb_store *s, const kb_recipe *r, const kb_input *in,
+			       const kb_run_opts *o, kb_oid *out);
 /* The graph of actions for a checked recipe and lock. */
 KB_MUST kb_err *kb_eval(const kb_recipe *r, const kb_lock *l, kb_arena *a, kb_action **out,
 			size_t *n);
+
+/* 'kbuild mirror …' (mirror_cmd.c) */
+int kb_mirror_main(const char *store_dir, int argc, char **argv);
+int kb_mirror_help(const char *sub, FILE *out);
 
 /* 'kbuild lock' and 'kbuild recipe' (recipe_cmd.c) */
 int kb_recipe_main(const char *cmd, const char *store_dir, int argc, char **argv);

@@ -1,4 +1,4 @@
-/* URL inputs through libcurl's multi interface.
+/* Fetching URLs into the store through libcurl's multi interface.
  *
  * One store transaction for the whole call. Each request streams into its
  * own blob writer (hashed as it arrives); a dropped transfer is resumed
@@ -6,7 +6,7 @@
  * A finished transfer lands only if it hashes to what was asked for; the
  * blobs that did are committed together at the end, with every blob the
  * caller asked for held as a root of this process. */
-#include "fetch.h"
+#include "mirror.h"
 
 #include <curl/curl.h>
 #include <inttypes.h>
@@ -22,6 +22,29 @@
 #define MAX_REDIRS 10
 #define MAX_BACKOFF_MS 60000L
 #define BAR_TICK_MS 200
+
+void kb_fetch_opts_init(kb_fetch_opts *o)
+{
+	memset(o, 0, sizeof *o);
+	o->jobs = 4;
+	o->retries = 4;
+	o->retry_delay_ms = 1000;
+	o->timeout_s = 30;
+	o->progress = -1;
+	const char *d = getenv("KBUILD_RETRY_DELAY_MS");
+	if (d && *d)
+		o->retry_delay_ms = atol(d);
+	const char *ca = getenv("KBUILD_CA_BUNDLE");
+	if (ca && *ca)
+		o->ca_bundle = ca;
+	static char *cache; /* one per process, like the environment it comes from */
+	if (!cache) {
+		const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+		cache = xdg && *xdg ? kb_asprintf("%s/kbuild", xdg)
+				    : kb_asprintf("%s/.cache/kbuild", home && *home ? home : "/tmp");
+	}
+	o->cache_dir = cache;
+}
 
 /* ---- libcurl, once per process ---- */
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;

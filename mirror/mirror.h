@@ -1,0 +1,115 @@
+/* mirror: what kbuild knows of package repositories. Fetching over
+ * HTTP(S) into the store (fetch.c), OpenPGP signatures (pgp.c), syncing
+ * apt and rpm-md metadata into snapshots (apt.c, rpmmd.c), closing a set
+ * of packages with libsolv (closure.c) and downloading them (download.c).
+ * Everything lands in the store through store/store.h. */
+#ifndef KB_MIRROR_H
+#define KB_MIRROR_H
+
+#include "../store/store.h"
+
+/* ---- fetching (fetch.c) ---- */
+typedef struct {
+	int jobs;	      /* parallel transfers (default 4) */
+	int retries;	      /* further attempts on timeouts, 5xx, dropped connections (4) */
+	long retry_delay_ms;  /* first backoff, doubling (1000; env KBUILD_RETRY_DELAY_MS) */
+	long timeout_s;	      /* connect timeout and stall limit (30) */
+	const char *ca_bundle; /* extra trusted CAs, PEM (env KBUILD_CA_BUNDLE); NULL: system */
+	int progress;	      /* -1: a bar on a terminal, lines otherwise; 0: lines; 1: bar */
+	int offline;	      /* no network: only what the store already has */
+	const char *cache_dir; /* for git mirrors ($XDG_CACHE_HOME/kbuild or ~/.cache/kbuild) */
+} kb_fetch_opts;
+
+/* defaults, with the environment variables above applied */
+void kb_fetch_opts_init(kb_fetch_opts *o);
+
+typedef struct {
+	const char *url;   /* http:// or https:// */
+	kb_hash sha256;	   /* what the content must hash to */
+	uint64_t size;	   /* expected size if has_size */
+	int has_size;
+	const char *label; /* e.g. "input 'zfs-src' (recipes/x.recipe:12:3)" */
+	/* Metadata whose hash is not known in advance (InRelease, repomd.xml):
+	 * fetched even if something is stored, accepted whatever it hashes to
+	 * (sha256 is set to the result), refused beyond max_size bytes. Its
+	 * authenticity is the caller's to check, by signature. */
+	int any_content;
+	uint64_t max_size;
+	/* results */
+	kb_err *err; /* NULL: the blob is in the store */
+	uint64_t got_size;
+	int cached; /* it was already in the store */
+} kb_url_req;
+
+/* Fetches every request whose blob the store lacks, n at a time; each is
+ * hashed while it streams and lands only if it matches. On failure returns
+ * an error that names every failed input; each req->err says why. */
+KB_MUST kb_err *kb_fetch_urls(kb_store *s, kb_url_req *reqs, size_t n, const kb_fetch_opts *o);
+
+
+/* ---- OpenPGP (pgp.c, with librnp) ----
+ * keyring: OpenPGP public keys, armored or binary. signer gets the
+ * fingerprint (uppercase hex) of the key that made the good signature. */
+/* a clearsigned document (InRelease): *text gets the signed content */
+KB_MUST kb_err *kb_pgp_verify_clearsigned(const kb_buf *keyring, const kb_buf *doc,
+					  kb_buf *text, char **signer);
+/* a detached signature (repomd.xml.asc) over data */
+KB_MUST kb_err *kb_pgp_verify_detached(const kb_buf *keyring, const kb_buf *data,
+				       const kb_buf *sig, char **signer);
+
+/* ---- upstreams and snapshots (apt.c, rpmmd.c, sync.c) ---- */
+typedef struct {
+	const char *name;
+	const char *type; /* "apt" or "rpm-md" */
+	const char *url;  /* resolved base URL: apt: holds dists/; rpm-md: holds repodata/ */
+	const char *suite;					/* apt */
+	const char *const *components;				/* apt */
+	size_t ncomponents;
+	const char *const *archs; /* apt: amd64 (+ "all" is implied); rpm-md: x86_64 */
+	size_t narchs;
+	int has_keyring;
+	kb_hash keyring; /* a blob in the store */
+	int require_signature;
+} kb_upstream_def;
+
+/* Fetches the upstream's signed metadata (verified against the keyring)
+ * and the indexes it names (each checked against the hash it names), and
+ * records a snapshot: a tree of exactly those files by their repository
+ * path, under the refs mirror/NAME/UTC-TIME and mirror/NAME/latest. Files
+ * already stored cost nothing. */
+KB_MUST kb_err *kb_mirror_sync(kb_store *s, const kb_upstream_def *u, const kb_fetch_opts *o,
+			       kb_hash *snapshot, char **refname);
+/* the snapshot mirror/NAME/latest points at; found=0 if never synced */
+KB_MUST kb_err *kb_mirror_latest(kb_store *s, const char *upstream, kb_hash *snapshot,
+				 int *found);
+
+/* ---- closure (closure.c, with libsolv) ---- */
+typedef struct {
+	const char *name, *version, *arch;
+	const char *upstream; /* the upstream it comes from */
+	const char *path;     /* in the repository: Filename / location href */
+	uint64_t size;
+	kb_hash sha256; /* as the signed index names it */
+} kb_pkg;
+
+typedef struct {
+	int recommends; /* also install Recommends / weak dependencies (0: buildd style) */
+	const char *arch; /* the pool's architecture (default: the first upstream's first) */
+} kb_closure_opts;
+
+/* Loads every snapshot (snapshots[i] belongs to ups[i]) into one libsolv
+ * pool and solves "install want[...]" on an empty system. The packages
+ * chosen are returned sorted by name, allocated in a. If the request
+ * cannot be satisfied the error holds libsolv's problem text, naming the
+ * missing or conflicting package. */
+KB_MUST kb_err *kb_mirror_closure(kb_store *s, const kb_upstream_def *ups,
+				  const kb_hash *snapshots, size_t nups, const char *const *want,
+				  size_t nwant, const kb_closure_opts *o, kb_arena *a,
+				  kb_pkg **out, size_t *n);
+
+/* Fetches each package (upstream url + path) into the store, in parallel,
+ * each checked against the size and sha256 its signed index names. */
+KB_MUST kb_err *kb_mirror_download(kb_store *s, const kb_upstream_def *ups, size_t nups,
+				   const kb_pkg *pkgs, size_t n, const kb_fetch_opts *o);
+
+#endif
