@@ -163,7 +163,83 @@ typedef struct {
 	kb_oid oid;
 	uint64_t size;
 	const char *format; /* keys */
+	/* packages */
+	const char *version, *arch, *path;
+	kb_hash metadata; /* the snapshot they were resolved from */
 } resolved;
+
+static kb_err *upstream_url(const kb_recipe *r, const char *name, kb_arena *a, const char **url)
+{
+	const kb_upstream *u = kb_recipe_upstream(r, name);
+	const char *from;
+	return kb_upstream_resolve(a, u, url, &from);
+}
+
+/* Package inputs without a lock: one sync and one solve per upstream, then
+ * each package as that solve chose it. */
+static kb_err *resolve_packages(kb_store *s, const kb_recipe *r, const kb_fetch_opts *fo,
+				kb_arena *a, resolved *res)
+{
+	kb_err *err = NULL;
+	for (size_t ui = 0; !err && ui < r->nup; ui++) {
+		const kb_upstream *u = &r->up[ui];
+		const char **want = kb_arena_alloc(a, (r->nin + 1) * sizeof *want);
+		size_t nwant = 0;
+		for (size_t i = 0; i < r->nin; i++)
+			if (r->in[i].kind == KB_IN_PACKAGE && !strcmp(r->in[i].upstream, u->name))
+				want[nwant++] = r->in[i].pkgname;
+		if (!nwant)
+			continue;
+		kb_upstream_def d;
+		kb_hash snap;
+		char *ref = NULL;
+		int found = 1;
+		if ((err = kb_upstream_def_of(s, r, u, &d)))
+			break;
+		if (fo->offline) {
+			if (!(err = kb_mirror_latest(s, u->name, &snap, &found)) && !found)
+				err = kb_errf("upstream '%s' has no snapshot in the store and the network "
+					      "is off (--offline)", u->name);
+		} else {
+			err = kb_mirror_sync(s, &d, fo, &snap, &ref);
+			free(ref);
+		}
+		kb_pkg *p = NULL;
+		size_t np = 0;
+		kb_closure_opts co = {0, NULL};
+		if (!err)
+			err = kb_mirror_closure(s, &d, &snap, 1, want, nwant, &co, a, &p, &np);
+		kb_pkg *chosen = kb_arena_alloc(a, (r->nin + 1) * sizeof *chosen);
+		size_t nchosen = 0;
+		for (size_t i = 0; !err && i < r->nin; i++) {
+			const kb_input *in = &r->in[i];
+			if (in->kind != KB_IN_PACKAGE || strcmp(in->upstream, u->name))
+				continue;
+			const kb_pkg *hit = NULL;
+			for (size_t j = 0; j < np && !hit; j++)
+				if (!strcmp(p[j].name, in->pkgname) && (!in->arch || !strcmp(p[j].arch, in->arch)))
+					hit = &p[j];
+			if (!hit)
+				err = kb_errf("%s: upstream '%s' has no package %s%s%s", label(a, in),
+					      u->name, in->pkgname, in->arch ? " for " : "",
+					      in->arch ? in->arch : "");
+			else if (in->version && strcmp(hit->version, in->version))
+				err = kb_errf("%s: upstream '%s' has %s %s, not the version %s the recipe "
+					      "asks for", label(a, in), u->name, hit->name, hit->version,
+					      in->version);
+			else {
+				res[i] = (resolved){.oid = {KB_BLOB, hit->sha256}, .size = hit->size,
+						    .version = hit->version, .arch = hit->arch,
+						    .path = hit->path, .metadata = snap};
+				chosen[nchosen++] = *hit;
+			}
+		}
+		if (!err)
+			err = kb_mirror_download(s, &d, 1, chosen, nchosen, fo);
+	}
+	return err;
+}
+
 
 static kb_err *add_local(kb_store *s, kb_arena *a, const kb_input *in, resolved *out)
 {
@@ -273,15 +349,36 @@ static kb_err *materialize_all(kb_store *s, const kb_recipe *r, const kb_lock *l
 					      in->path, r->name);
 			break;
 		}
-		case KB_IN_PACKAGE:
-			err = kb_errf("%s: package inputs are resolved through the mirror, which this "
-				      "kbuild does not have yet", label(a, in));
+		case KB_IN_PACKAGE: {
+			const char *url, *path = e ? kb_lock_get(e, "path") : NULL;
+			const char *hash = e ? kb_lock_get(e, "sha256") : NULL;
+			const char *size = e ? kb_lock_get(e, "size") : NULL;
+			if (!e)
+				break; /* resolved below, all of an upstream at once */
+			if (!path || !hash || !size ||
+			    kb_hash_parse(hash, strlen(hash), &urls[nurl].sha256)) {
+				err = kb_errf("%s: %s lacks its path, size or sha256; run 'kbuild lock %s'",
+					      label(a, in), l->path, r->name);
+				break;
+			}
+			if ((err = upstream_url(r, in->upstream, a, &url)))
+				break;
+			urls[nurl].url = kb_arena_printf(a, "%s/%s", url, path);
+			urls[nurl].size = strtoull(size, NULL, 10);
+			urls[nurl].has_size = 1;
+			urls[nurl].label = label(a, in);
+			urlidx[nurl++] = i;
 			break;
+		}
 		}
 	}
 	if (err)
 		note(why, nfail, err);
 	err = NULL;
+	if (!l && (err = resolve_packages(s, r, fo, a, res))) {
+		note(why, nfail, err);
+		err = NULL;
+	}
 	if (nurl && (err = kb_fetch_urls(s, urls, nurl, fo))) {
 		kb_err_free(err); /* each request says what went wrong for it */
 		err = NULL;
@@ -289,6 +386,8 @@ static kb_err *materialize_all(kb_store *s, const kb_recipe *r, const kb_lock *l
 	for (size_t j = 0; j < nurl; j++) {
 		size_t i = urlidx[j];
 		res[i].oid = (kb_oid){KB_BLOB, urls[j].sha256};
+		if (r->in[i].kind == KB_IN_PACKAGE)
+			continue; /* the size is the lock's */
 		res[i].size = urls[j].got_size;
 		if (urls[j].err) {
 			note(why, nfail, urls[j].err);
@@ -380,6 +479,14 @@ kb_err *kb_lock_update(kb_store *s, const kb_recipe *r, const kb_run_opts *o, si
 			kv(a, e, &kc, "sha256", h);
 			break;
 		case KB_IN_PACKAGE:
+			kv(a, e, &kc, "upstream", in->upstream);
+			kv(a, e, &kc, "name", in->pkgname);
+			kv(a, e, &kc, "version", res[i].version);
+			kv(a, e, &kc, "arch", res[i].arch);
+			kv(a, e, &kc, "path", res[i].path);
+			kv(a, e, &kc, "size", kb_arena_printf(a, "%llu", (unsigned long long)res[i].size));
+			kv(a, e, &kc, "sha256", h);
+			kv(a, e, &kc, "metadata", hex_of(a, &res[i].metadata));
 			break;
 		}
 		if (mismatch(a, in, kb_lock_find(old, e->kind, e->name)))

@@ -4,7 +4,7 @@
 #ifndef KB_BUILDER_RECIPE_H
 #define KB_BUILDER_RECIPE_H
 
-#include "../store/store.h"
+#include "../mirror/mirror.h"
 
 typedef struct {
 	const char *file; /* as shown to users, e.g. recipes/x.recipe */
@@ -115,6 +115,11 @@ void kb_mirror_clear(void);
 /* the repository URL and where it came from (for messages) */
 KB_MUST kb_err *kb_upstream_resolve(kb_arena *a, const kb_upstream *u, const char **url,
 				    const char **from);
+
+/* what the mirror part needs of an upstream: URL resolved, keyring in the store */
+KB_MUST kb_err *kb_upstream_def_of(kb_store *s, const kb_recipe *r, const kb_upstream *u,
+				   kb_upstream_def *d);
+const kb_upstream *kb_recipe_upstream(const kb_recipe *r, const char *name);
 
 /* ---- lock files (lock.c) ---- */
 typedef struct {

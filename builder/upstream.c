@@ -265,3 +265,36 @@ kb_err *kb_upstream_resolve(kb_arena *a, const kb_upstream *u, const char **url,
 				  u->name, u->name);
 	return NULL;
 }
+
+kb_err *kb_upstream_def_of(kb_store *s, const kb_recipe *r, const kb_upstream *u,
+			   kb_upstream_def *d)
+{
+	memset(d, 0, sizeof *d);
+	d->name = u->name;
+	d->type = u->type;
+	d->suite = u->suite;
+	d->components = u->components;
+	d->ncomponents = u->ncomponents;
+	d->archs = u->archs;
+	d->narchs = u->narchs;
+	d->require_signature = u->require_signature;
+	const char *from;
+	kb_err *err = kb_upstream_resolve(r->a, u, &d->url, &from);
+	if (err || !u->keyring)
+		return err;
+	kb_run_opts ro = {0};
+	kb_oid key;
+	if ((err = kb_input_fetch(s, r, kb_recipe_input(r, u->keyring), &ro, &key)))
+		return err;
+	d->has_keyring = 1;
+	d->keyring = key.hash;
+	return NULL;
+}
+
+const kb_upstream *kb_recipe_upstream(const kb_recipe *r, const char *name)
+{
+	for (size_t i = 0; i < r->nup; i++)
+		if (!strcmp(r->up[i].name, name))
+			return &r->up[i];
+	return NULL;
+}
