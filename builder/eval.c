@@ -241,27 +241,22 @@ static kb_err *resolve_packages(kb_store *s, const kb_recipe *r, const kb_fetch_
 }
 
 
-static kb_err *add_local(kb_store *s, kb_arena *a, const kb_input *in, resolved *out)
+/* a file or key of the repository, staged in t (one transaction for all of
+ * a recipe's local inputs) */
+static kb_err *add_local(kb_txn *t, kb_arena *a, const kb_input *in, resolved *out)
 {
 	const char *lab = label(a, in);
-	kb_txn *t;
 	kb_err *err = NULL;
 	if (in->kind == KB_IN_KEY) {
 		kb_buf b = {0};
 		if (!(err = kb_read_file(AT_FDCWD, in->abspath, 1 << 20, &b)) &&
-		    !(err = key_format(&b, lab, &out->format)) && !(err = kb_txn_begin(s, &t))) {
+		    !(err = key_format(&b, lab, &out->format))) {
 			out->oid.type = KB_BLOB;
-			if ((err = kb_txn_add_bytes(t, b.p ? b.p : "", b.len, 0, &out->oid.hash)))
-				kb_txn_abort(t);
-			else
-				err = kb_txn_commit(t, &out->oid, 1);
+			err = kb_txn_add_bytes(t, b.p ? b.p : "", b.len, 0, &out->oid.hash);
 		}
 		kb_buf_free(&b);
-	} else if (!(err = kb_txn_begin(s, &t))) {
-		if ((err = kb_txn_add_path(t, in->abspath, &out->oid)))
-			kb_txn_abort(t);
-		else
-			err = kb_txn_commit(t, &out->oid, 1);
+	} else {
+		err = kb_txn_add_path(t, in->abspath, &out->oid);
 	}
 	return err ? kb_err_wrap(err, "%s", lab) : NULL;
 }
@@ -304,19 +299,26 @@ static kb_err *materialize_all(kb_store *s, const kb_recipe *r, const kb_lock *l
 {
 	kb_url_req *urls = kb_arena_alloc(a, (r->nin + 1) * sizeof *urls);
 	size_t *urlidx = kb_arena_alloc(a, (r->nin + 1) * sizeof *urlidx), nurl = 0;
+	kb_oid *local = kb_arena_alloc(a, (r->nin + 1) * sizeof *local);
+	size_t nlocal = 0, local_failed = 0;
+	kb_txn *t = NULL;
 	kb_err *err = NULL;
 	for (size_t i = 0; i < r->nin; i++) {
 		if (err)
 			note(why, nfail, err);
 		err = NULL;
+		int is_local = r->in[i].kind == KB_IN_FILE || (r->in[i].kind == KB_IN_KEY && r->in[i].path);
+		if (is_local && !t && (err = kb_txn_begin(s, &t)))
+			continue;
 		const kb_input *in = &r->in[i];
 		const kb_lock_entry *e = l ? kb_lock_find(l, kb_inkind_name(in->kind), in->name) : NULL;
 		switch (in->kind) {
 		case KB_IN_URL:
 		case KB_IN_KEY:
 			if (in->kind == KB_IN_KEY && in->path) {
-				if ((err = add_local(s, a, in, &res[i])))
+				if ((err = add_local(t, a, in, &res[i])))
 					break;
+				local[nlocal++] = res[i].oid;
 				const char *locked = e ? kb_lock_get(e, "sha256") : NULL;
 				if (locked && !same(locked, hex_of(a, &res[i].oid.hash)))
 					err = kb_errf("%s: %s changed since the lock was written (it hashes "
@@ -340,8 +342,9 @@ static kb_err *materialize_all(kb_store *s, const kb_recipe *r, const kb_lock *l
 			break;
 		}
 		case KB_IN_FILE: {
-			if ((err = add_local(s, a, in, &res[i])))
+			if ((err = add_local(t, a, in, &res[i])))
 				break;
+			local[nlocal++] = res[i].oid;
 			const char *locked = e ? kb_lock_get(e, "sha256") : NULL;
 			if (locked && !same(locked, hex_of(a, &res[i].oid.hash)))
 				err = kb_errf("%s: %s changed since the lock was written; run 'kbuild "
@@ -375,6 +378,14 @@ static kb_err *materialize_all(kb_store *s, const kb_recipe *r, const kb_lock *l
 	if (err)
 		note(why, nfail, err);
 	err = NULL;
+	/* local inputs land together, or not at all */
+	local_failed = *nfail;
+	if (t && local_failed)
+		kb_txn_abort(t);
+	else if (t && (err = kb_txn_commit(t, local, nlocal))) {
+		note(why, nfail, err);
+		err = NULL;
+	}
 	if (!l && (err = resolve_packages(s, r, fo, a, res))) {
 		note(why, nfail, err);
 		err = NULL;

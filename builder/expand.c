@@ -14,6 +14,11 @@
 #define MAX_INCLUDE_DEPTH 16
 #define MAX_USE_DEPTH 16
 #define MAX_FILE (1u << 20)
+/* a few lines can otherwise expand into gigabytes: "${a}${a}" doubling,
+ * or templates that use each other three times over */
+#define MAX_EXPANDED (64u << 10)
+#define MAX_USES 10000
+#define MAX_INPUTS 100000
 
 /* a value after interpolation */
 typedef struct rval {
@@ -50,7 +55,8 @@ typedef struct {
 	tmpl *t;
 	size_t nt;
 	const char *stack[MAX_INCLUDE_DEPTH + 1]; /* absolute paths being included */
-	size_t depth, use_depth;
+	size_t depth, use_depth, uses;
+	kb_hset *names; /* input names -> index + 1 */
 } ctx;
 
 const char *kb_inkind_name(kb_inkind k)
@@ -99,6 +105,11 @@ static kb_err *eval(ctx *c, const scope *sc, const kb_val *v, rval *out)
 				kb_buf_free(&b);
 				return kb_pos_err(s->pos, "'%s' is a %s and cannot go inside a string",
 						  s->text, x->v.type == KB_V_LIST ? "list" : "boolean");
+			}
+			if (b.len > MAX_EXPANDED) {
+				kb_buf_free(&b);
+				return kb_pos_err(v->pos, "this string grows beyond %u bytes once its "
+							  "variables are filled in", MAX_EXPANDED);
 			}
 		}
 		out->s = kb_arena_strndup(c->a, b.p ? b.p : "", b.len);
@@ -373,12 +384,18 @@ static kb_err *add_input(ctx *c, const scope *sc, const kb_node *b, const char *
 	}
 	if (in.path && (err = repo_path(c, in.path, at.pos[0], basedir, &in.abspath)))
 		return err;
-	for (size_t i = 0; i < c->r->nin; i++)
-		if (!strcmp(c->r->in[i].name, name))
-			return kb_pos_err(b->pos, "an input named '%s' is already defined at %s:%d:%d; "
-						  "give this one another name",
-					  name, c->r->in[i].pos.file, c->r->in[i].pos.line,
-					  c->r->in[i].pos.col);
+	kb_hash key;
+	kb_sha256(name, strlen(name), &key);
+	void **slot = kb_hset_slot(c->names, &key);
+	if (*slot) {
+		const kb_input *o = &c->r->in[(uintptr_t)*slot - 1];
+		return kb_pos_err(b->pos, "an input named '%s' is already defined at %s:%d:%d; "
+					  "give this one another name",
+				  name, o->pos.file, o->pos.line, o->pos.col);
+	}
+	if (c->r->nin == MAX_INPUTS)
+		return kb_pos_err(b->pos, "more than %d inputs", MAX_INPUTS);
+	*slot = (void *)(uintptr_t)(c->r->nin + 1);
 	c->r->in = kb_arena_grow(c->a, c->r->in, c->r->nin, &c->in_cap, sizeof *c->r->in);
 	c->r->in[c->r->nin++] = in;
 	return NULL;
@@ -468,6 +485,9 @@ static kb_err *use_template(ctx *c, scope *sc, const kb_node *b, const char *bas
 		return kb_pos_err(b->label->pos, "no template named '%s' is defined before this line "
 						 "(define it first, or include the file that does)",
 				  name.s);
+	if (++c->uses > MAX_USES)
+		return kb_pos_err(b->pos, "more than %d template uses in this recipe (do templates "
+					  "use each other over and over?)", MAX_USES);
 	if (++c->use_depth > MAX_USE_DEPTH)
 		return kb_pos_err(b->pos, "templates used more than %d deep (does '%s' use itself?)",
 				  MAX_USE_DEPTH, name.s);
@@ -689,11 +709,12 @@ kb_err *kb_recipe_load(const char *arg, const char *recipes_dir, kb_recipe **out
 					"%s/; pass --recipes DIR for another place)", arg, path,
 					recipes_dir ? recipes_dir : "recipes");
 	if (!err) {
-		ctx c = {.r = r, .a = a};
+		ctx c = {.r = r, .a = a, .names = kb_hset_new()};
 		scope global = {0};
 		err = load_file(&c, path, abs, (kb_pos){0}, &global);
 		if (!err)
 			err = cross_check(r);
+		kb_hset_free(c.names);
 	}
 	free(path);
 	free(abs);

@@ -27,8 +27,8 @@ int kb_mirror_help(const char *sub, FILE *out)
 	if (!sub || !strcmp(sub, "closure"))
 		fprintf(out, "usage: kbuild %s\n\nSolves 'install PKG...' with libsolv over the latest "
 			     "snapshots of the\nupstreams (one pool), on an empty system, without "
-			     "Recommends unless asked,\nand prints NAME VERSION ARCH UPSTREAM PATH per "
-			     "package.\n\n", usage_closure);
+			     "Recommends unless asked,\nand prints NAME VERSION ARCH UPSTREAM PATH SIZE SHA256 "
+			     "per package.\n\n", usage_closure);
 	if (!sub || !strcmp(sub, "download"))
 		fprintf(out, "usage: kbuild %s\n\nThe closure, fetched into the store: each package "
 			     "checked against the size\nand sha256 its signed index names.\n",
@@ -238,9 +238,12 @@ static kb_err *cmd_closure(kb_store *s, const mopts *m, int argc, char **argv, i
 		kb_fetch_opts_init(&fo);
 		err = kb_mirror_download(s, u.d, u.n, p, n, &fo);
 	}
-	for (size_t i = 0; !err && i < n; i++)
-		printf("%s %s %s %s %s\n", p[i].name, p[i].version, p[i].arch, p[i].upstream,
-		       p[i].path);
+	for (size_t i = 0; !err && i < n; i++) {
+		char hex[KB_HEX_LEN + 1];
+		kb_hash_hex(&p[i].sha256, hex);
+		printf("%s %s %s %s %s %llu %s\n", p[i].name, p[i].version, p[i].arch,
+		       p[i].upstream, p[i].path, (unsigned long long)p[i].size, hex);
+	}
 	kb_arena_free(a);
 	ups_free(&u);
 	return err;

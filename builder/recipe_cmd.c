@@ -124,7 +124,10 @@ static kb_err *do_recipe(kb_store *s, kb_recipe *r, const args *a)
 			err = kb_ac_put(s, &act[n - 1].key, &result, NULL);
 	}
 	char *ref = kb_asprintf("recipe/%s", r->name);
-	if (!err)
+	kb_oid cur;
+	int have = 0;
+	if (!err && !(err = kb_ref_get(s, ref, &cur, &have)) &&
+	    (!have || !kb_hash_eq(&cur.hash, &result.hash)))
 		err = kb_ref_update(s, ref, NULL, &result);
 	if (!err) {
 		char hex[KB_HEX_LEN + 1];

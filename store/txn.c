@@ -53,15 +53,6 @@ kb_err *kb_txn_begin(kb_store *s, kb_txn **out)
 		free(t);
 		return err;
 	}
-	snprintf(t->dirname, sizeof t->dirname, "txn-%ld-%u", (long)getpid(), store_seq(s));
-	if (mkdirat(s->tmpfd, t->dirname, 0700) < 0 ||
-	    (t->dirfd = openat(s->tmpfd, t->dirname, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
-		err = kb_errno(errno, "cannot create staging directory %s/tmp/%s", s->path,
-			       t->dirname);
-		store_unlock(t->lockfd);
-		free(t);
-		return err;
-	}
 	pthread_mutex_init(&t->mu, NULL);
 	t->set = kb_hset_new();
 	*out = t;
@@ -75,11 +66,12 @@ static void txn_free(kb_txn *t)
 		if (t->v[i].in_shard)
 			unlinkat(staged_at(t, &t->v[i], name), name, 0);
 	}
-	if (t->dirfd >= 0)
+	if (t->dirfd >= 0) {
 		close(t->dirfd);
-	kb_err *err = kb_remove_tree(t->s->tmpfd, t->dirname);
-	if (err) /* harmless: gc clears tmp/ */
-		kb_err_free(err);
+		kb_err *err = kb_remove_tree(t->s->tmpfd, t->dirname);
+		if (err) /* harmless: gc clears tmp/ */
+			kb_err_free(err);
+	}
 	store_unlock(t->lockfd);
 	pthread_mutex_destroy(&t->mu);
 	kb_hset_free(t->set);
@@ -151,9 +143,31 @@ static int staged_at(const kb_txn *t, const struct staged *st, char name[64])
 /* the mode is the object's for good: hardlinked checkouts share it */
 static mode_t obj_mode(int exec) { return exec ? 0555 : 0444; }
 
+/* tmp/txn-*, made when the first streamed blob needs it: most
+ * transactions stage only small objects, inside their shards */
+static kb_err *staging_dir(kb_txn *t)
+{
+	kb_err *err = NULL;
+	pthread_mutex_lock(&t->mu);
+	if (t->dirfd < 0) {
+		snprintf(t->dirname, sizeof t->dirname, "txn-%ld-%u", (long)getpid(),
+			 store_seq(t->s));
+		if (mkdirat(t->s->tmpfd, t->dirname, 0700) < 0 ||
+		    (t->dirfd = openat(t->s->tmpfd, t->dirname,
+				       O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+			err = kb_errno(errno, "cannot create staging directory %s/tmp/%s",
+				       t->s->path, t->dirname);
+	}
+	pthread_mutex_unlock(&t->mu);
+	return err;
+}
+
 static kb_err *create_staged(kb_txn *t, const struct staged *st, int *fd)
 {
 	char name[64];
+	kb_err *err = st->in_shard ? NULL : staging_dir(t);
+	if (err)
+		return err;
 	int dirfd = staged_at(t, st, name);
 	*fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, obj_mode(st->exec));
 	if (*fd < 0)
@@ -303,7 +317,7 @@ kb_err *kb_txn_commit(kb_txn *t, const kb_oid *roots, size_t nroots)
 	if (t->failed)
 		err = kb_errf("a write in this transaction failed; nothing was stored");
 	if (!err && t->n) {
-		if (syncfs(t->dirfd) < 0)
+		if (syncfs(s->objfd) < 0)
 			err = kb_errno(errno, "cannot sync the store %s", s->path);
 		size_t i = 0;
 		for (; !err && i < t->n; i++) {
@@ -316,7 +330,7 @@ kb_err *kb_txn_commit(kb_txn *t, const kb_oid *roots, size_t nroots)
 		}
 		t->moved = err ? i - 1 : i;
 		/* renames durable before any ref can name these objects */
-		if (!err && syncfs(t->dirfd) < 0)
+		if (!err && syncfs(s->objfd) < 0)
 			err = kb_errno(errno, "cannot sync the store %s", s->path);
 	}
 	if (!err && nroots)
