@@ -158,6 +158,18 @@ REC
 badcase bad13 "a private key as a key input" "input 'k' (recipes/bad13.recipe:1:1)" "is a private key" <<'REC'
 key "k" { path = "../keys/private.pem" }
 REC
+python3 -c '
+print("let a0 = \"xx\"")
+for i in range(1, 27): print("let a%d = \"${a%d}${a%d}\"" % (i, i - 1, i - 1))
+print("file \"f\" { path = \"${a26}\" }")' >"$T/bomb1"
+badcase bomb1 "a string that doubles itself into gigabytes" "this string grows beyond 65536 bytes" <"$T/bomb1"
+python3 -c '
+print("template \"t0\" { param p\n file \"f-${p}\" { path = \"x\" } }")
+for i in range(1, 13): print("template \"t%d\" { param p\n use \"t%d\" { p = \"${p}a\" } use \"t%d\" { p = \"${p}b\" } use \"t%d\" { p = \"${p}c\" } }" % (i, i-1, i-1, i-1))
+print("use \"t12\" { p = \"x\" }")' >"$T/bomb2"
+cat "$T/bomb2" >recipes/bomb2.recipe
+expect_fail 1 "templates fanning out into half a million inputs are refused" timeout 20 "$KBUILD" lock bomb2
+err_has "with a clear limit" "more than 10000 template uses"
 cat >recipes/cyc-a.inc <<'REC'
 include "cyc-b.inc"
 REC
