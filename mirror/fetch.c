@@ -1,11 +1,17 @@
 /* Fetching URLs into the store through libcurl's multi interface.
  *
- * One store transaction for the whole call. Each request streams into its
+ * One store transaction for the whole call (or the caller's, o->txn, which
+ * the caller commits or aborts: then nothing lands before it says so). Each request streams into its
  * own blob writer (hashed as it arrives); a dropped transfer is resumed
  * with a Range request into the same writer, so the hash just continues.
  * A finished transfer lands only if it hashes to what was asked for; the
  * blobs that did are committed together at the end, with every blob the
- * caller asked for held as a root of this process. */
+ * caller asked for held as a root of this process.
+ *
+ * Metadata whose hash nobody knows beforehand (any_content) is fetched
+ * even if stored, bounded by max_size, and reports its hash; with a body
+ * buffer it goes there instead of into the store, so that nothing of it
+ * lands before its signature is checked. */
 #include "mirror.h"
 
 #include <curl/curl.h>
@@ -74,6 +80,7 @@ struct xfer {
 	kb_url_req *r;
 	CURL *h;
 	kb_blobw *w;
+	int mem;	     /* the body goes to r->body, not into the store */
 	enum xstate state;
 	int attempts;
 	int64_t due_ms;	     /* X_WAITING: when to try again */
@@ -123,6 +130,41 @@ static kb_err *req_errf(const kb_url_req *r, const char *fmt, ...)
 }
 
 static const char *label_of(const kb_url_req *r) { return r->label ? r->label : r->url; }
+
+/* ---- where the body goes: a blob writer, or r->body ---- */
+
+static int sink_open(const struct xfer *x) { return x->mem || x->w; }
+
+static kb_err *sink_begin(struct xfer *x)
+{
+	if (x->mem) {
+		x->r->body->len = 0;
+		return NULL;
+	}
+	kb_err *err = kb_blob_begin(x->c->t, &x->w);
+	return err ? kb_err_wrap(err, "%s", label_of(x->r)) : NULL;
+}
+
+/* forgets what arrived so far */
+static void sink_drop(struct xfer *x)
+{
+	if (x->mem)
+		x->r->body->len = 0;
+	else if (x->w)
+		kb_blob_abort(x->w);
+	x->w = NULL;
+	x->got = 0;
+}
+
+static kb_err *sink_write(struct xfer *x, const void *p, size_t n)
+{
+	if (x->mem) {
+		kb_buf_add(x->r->body, p, n);
+		return NULL;
+	}
+	kb_err *err = kb_blob_write(x->w, p, n);
+	return err ? kb_err_wrap(err, "%s", label_of(x->r)) : NULL;
+}
 
 /* ---- callbacks ---- */
 
@@ -179,9 +221,7 @@ static int begin_body(struct xfer *x)
 	if (x->range_from && code == 206) {
 		if (x->cr_start != (int64_t)x->range_from) {
 			/* start over (416 handling below does the same) */
-			kb_blob_abort(x->w);
-			x->w = NULL;
-			x->got = 0;
+			sink_drop(x);
 			cb_fail(x, 1, req_errf(r, "the server resumed at byte %" PRId64 ", not at %" PRIu64,
 					       x->cr_start, x->range_from));
 			return -1;
@@ -194,13 +234,11 @@ static int begin_body(struct xfer *x)
 			/* the server ignored the Range: the body is the whole file */
 			kb_debug("%s: the server does not resume (HTTP %ld); starting over",
 				 label_of(r), code);
-			kb_blob_abort(x->w);
-			x->w = NULL;
-			x->got = 0;
+			sink_drop(x);
 			x->range_from = 0;
-			kb_err *err = kb_blob_begin(x->c->t, &x->w);
+			kb_err *err = sink_begin(x);
 			if (err) {
-				cb_fail(x, 0, kb_err_wrap(err, "%s", label_of(r)));
+				cb_fail(x, 0, err);
 				return -1;
 			}
 		}
@@ -209,6 +247,11 @@ static int begin_body(struct xfer *x)
 	if (r->has_size && x->total >= 0 && (uint64_t)x->total != r->size) {
 		cb_fail(x, 0, req_errf(r, "the server says the size is %" PRId64 " bytes, expected %" PRIu64,
 				       x->total, r->size));
+		return -1;
+	}
+	if (r->any_content && r->max_size && x->total >= 0 && (uint64_t)x->total > r->max_size) {
+		cb_fail(x, 0, req_errf(r, "the server says the size is %" PRId64 " bytes, more than "
+					  "the %" PRIu64 " accepted for it", x->total, r->max_size));
 		return -1;
 	}
 	return 0;
@@ -224,9 +267,14 @@ static size_t write_cb(char *p, size_t size, size_t nmemb, void *ud)
 		cb_fail(x, 0, req_errf(x->r, "more than the expected %" PRIu64 " bytes", x->r->size));
 		return 0;
 	}
-	kb_err *err = kb_blob_write(x->w, p, len);
+	if (x->r->any_content && x->r->max_size && x->got + len > x->r->max_size) {
+		cb_fail(x, 0, req_errf(x->r, "more than the %" PRIu64 " bytes accepted for it",
+				       x->r->max_size));
+		return 0;
+	}
+	kb_err *err = sink_write(x, p, len);
 	if (err) {
-		cb_fail(x, 0, kb_err_wrap(err, "%s", label_of(x->r)));
+		cb_fail(x, 0, err);
 		return 0;
 	}
 	x->got += len;
@@ -331,10 +379,10 @@ static kb_err *start(struct ctx *c, struct xfer *x)
 	kb_err *err;
 	if (!x->h && (err = setup(c, x)))
 		return err;
-	if (!x->w) {
-		if ((err = kb_blob_begin(c->t, &x->w)))
-			return kb_err_wrap(err, "%s", label_of(x->r));
+	if (!sink_open(x)) {
 		x->got = 0;
+		if ((err = sink_begin(x)))
+			return err;
 	}
 	x->attempts++;
 	x->range_from = x->got;
@@ -376,6 +424,8 @@ static void release(struct xfer *x)
 static void give_up(struct ctx *c, struct xfer *x, kb_err *why)
 {
 	release(x);
+	if (x->mem)
+		x->r->body->len = 0;
 	x->r->err = why;
 	x->state = X_DONE;
 	c->ndone++;
@@ -405,9 +455,7 @@ static kb_err *classify(struct xfer *x, CURLcode res, long code, int *retry)
 	case CURLE_HTTP_RETURNED_ERROR:
 		if (code == 416 && x->range_from) {
 			/* nothing left to resume from where we are: start over */
-			kb_blob_abort(x->w);
-			x->w = NULL;
-			x->got = 0;
+			sink_drop(x);
 			*retry = 1;
 		} else
 			*retry = code >= 500 || code == 408 || code == 429;
@@ -461,6 +509,7 @@ static void done(struct ctx *c, struct xfer *x, CURLcode res)
 	long code = 0;
 	if (curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &code))
 		code = 0;
+	r->http_status = code;
 	CURLMcode mc = curl_multi_remove_handle(c->m, x->h);
 	if (mc) {
 		give_up(c, x, req_errf(r, "libcurl: %s", curl_multi_strerror(mc)));
@@ -482,10 +531,15 @@ static void done(struct ctx *c, struct xfer *x, CURLcode res)
 		retry = 1;
 	} else if (r->has_size && x->got != r->size) {
 		why = req_errf(r, "size is %" PRIu64 " bytes, expected %" PRIu64, x->got, r->size);
+	} else if (x->mem) {
+		kb_sha256(r->body->p ? r->body->p : "", r->body->len, &r->sha256);
+		fetched(c, x);
+		return;
 	} else {
 		kb_blobw *w = x->w;
 		x->w = NULL;
-		kb_err *err = kb_blob_finish(w, 0, &r->sha256, NULL);
+		kb_err *err = r->any_content ? kb_blob_finish(w, 0, NULL, &r->sha256)
+					     : kb_blob_finish(w, 0, &r->sha256, NULL);
 		if (!err) {
 			fetched(c, x);
 			return;
@@ -607,6 +661,7 @@ kb_err *kb_fetch_urls(kb_store *s, kb_url_req *reqs, size_t n, const kb_fetch_op
 		reqs[i].err = NULL;
 		reqs[i].cached = 0;
 		reqs[i].got_size = 0;
+		reqs[i].http_status = 0;
 	}
 	if (!n)
 		return NULL;
@@ -617,7 +672,9 @@ kb_err *kb_fetch_urls(kb_store *s, kb_url_req *reqs, size_t n, const kb_fetch_op
 	struct ctx c = {.s = s, .o = o, .n = n};
 	/* the transaction first: its shared lock keeps gc from removing what
 	 * is found in the store before it is held as a root */
-	if (!err)
+	if (!err && o->txn)
+		c.t = o->txn;
+	else if (!err)
 		err = kb_txn_begin(s, &c.t);
 	if (err) {
 		for (size_t i = 0; i < n; i++)
@@ -632,7 +689,10 @@ kb_err *kb_fetch_urls(kb_store *s, kb_url_req *reqs, size_t n, const kb_fetch_op
 		x->r = r;
 		x->total = -1;
 		x->state = X_DONE;
-		if (kb_store_has(s, &r->sha256)) {
+		x->mem = r->any_content && r->body;
+		if (x->mem)
+			r->body->len = 0;
+		if (!r->any_content && (o->txn ? kb_txn_has(c.t, &r->sha256) : kb_store_has(s, &r->sha256))) {
 			r->cached = 1;
 			int fd;
 			struct stat st;
@@ -647,7 +707,9 @@ kb_err *kb_fetch_urls(kb_store *s, kb_url_req *reqs, size_t n, const kb_fetch_op
 		} else if (strncasecmp(r->url, "http://", 7) && strncasecmp(r->url, "https://", 8)) {
 			r->err = req_errf(r, "only http:// and https:// URLs can be fetched");
 		} else if (o->offline) {
-			r->err = req_errf(r, "not in the store, and the network is off (--offline)");
+			r->err = req_errf(r, r->any_content
+						     ? "always fetched afresh, and the network is off (--offline)"
+						     : "not in the store, and the network is off (--offline)");
 		} else {
 			x->state = X_QUEUED;
 			c.nfetch++;
@@ -661,20 +723,21 @@ kb_err *kb_fetch_urls(kb_store *s, kb_url_req *reqs, size_t n, const kb_fetch_op
 		err = run(&c);
 		bar_draw(&c, 1);
 	}
-	/* what landed, and what was already there, held as roots */
+	/* what landed, and what was already there, held as roots (a caller's
+	 * transaction is the caller's to commit) */
 	kb_oid *roots = kb_calloc(n, sizeof *roots);
 	size_t nroots = 0, nfail = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (reqs[i].err)
+		if (reqs[i].err || (reqs[i].any_content && reqs[i].body))
 			continue;
 		roots[nroots].type = KB_BLOB;
 		roots[nroots++].hash = reqs[i].sha256;
 	}
-	kb_err *cerr = kb_txn_commit(c.t, roots, nroots);
+	kb_err *cerr = o->txn ? NULL : kb_txn_commit(c.t, roots, nroots);
 	free(roots);
 	if (cerr) {
 		for (size_t i = 0; i < n; i++)
-			if (!reqs[i].err && !reqs[i].cached)
+			if (!reqs[i].err && !reqs[i].cached && !(reqs[i].any_content && reqs[i].body))
 				reqs[i].err = req_errf(&reqs[i], "%s", cerr->msg);
 		if (!err)
 			err = cerr;

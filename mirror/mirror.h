@@ -18,6 +18,10 @@ typedef struct {
 	int progress;	      /* -1: a bar on a terminal, lines otherwise; 0: lines; 1: bar */
 	int offline;	      /* no network: only what the store already has */
 	const char *cache_dir; /* for git mirrors ($XDG_CACHE_HOME/kbuild or ~/.cache/kbuild) */
+	/* NULL: one transaction of its own per kb_fetch_urls call, committed
+	 * at its end; else blobs are staged in this open transaction, and
+	 * land only if and when its owner commits it (all or nothing) */
+	kb_txn *txn;
 } kb_fetch_opts;
 
 /* defaults, with the environment variables above applied */
@@ -34,11 +38,16 @@ typedef struct {
 	 * (sha256 is set to the result), refused beyond max_size bytes. Its
 	 * authenticity is the caller's to check, by signature. */
 	int any_content;
-	uint64_t max_size;
+	uint64_t max_size; /* 0: no limit */
+	/* any_content only: if set, the body is kept here (up to max_size)
+	 * and nothing lands in the store, for the caller to verify the
+	 * signature first and store it then */
+	kb_buf *body;
 	/* results */
-	kb_err *err; /* NULL: the blob is in the store */
+	kb_err *err; /* NULL: fetched (into the store, o->txn or body) */
 	uint64_t got_size;
 	int cached; /* it was already in the store */
+	long http_status; /* of the last response (404: not there), 0: none */
 } kb_url_req;
 
 /* Fetches every request whose blob the store lacks, n at a time; each is
@@ -75,8 +84,10 @@ typedef struct {
 /* Fetches the upstream's signed metadata (verified against the keyring)
  * and the indexes it names (each checked against the hash it names), and
  * records a snapshot: a tree of exactly those files by their repository
- * path, under the refs mirror/NAME/UTC-TIME and mirror/NAME/latest. Files
- * already stored cost nothing. */
+ * path, under the refs mirror/NAME/UTC-TIME and mirror/NAME/latest (if
+ * latest holds that very tree already, *refname is the time ref that
+ * does: no new ref). Files already stored cost nothing. One transaction:
+ * a refused sync stores nothing and moves no ref. */
 KB_MUST kb_err *kb_mirror_sync(kb_store *s, const kb_upstream_def *u, const kb_fetch_opts *o,
 			       kb_hash *snapshot, char **refname);
 /* the snapshot mirror/NAME/latest points at; found=0 if never synced */
