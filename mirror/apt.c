@@ -9,6 +9,10 @@
  *                                                    whichever is there first)
  *   dists/SUITE/COMPONENT/binary-all/Packages.xz    (if Release lists it and
  *                                                    does not say it is not needed)
+ *   dists/SUITE/COMPONENT/binary-ARCH/Packages       decompressed here and checked
+ *                                                    against the hash Release gives
+ *                                                    it: closures then read it at
+ *                                                    memory speed, not xz's
  *
  * Like apt: MD5Sum and SHA1 lists are not trusted, expired metadata
  * (Valid-Until) and metadata dated in the future are refused, and a
@@ -16,7 +20,10 @@
 #include "internal.h"
 
 #include <ctype.h>
+#include <solv/solv_xfopen.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -279,6 +286,71 @@ static size_t packages_variants(const release *r, const char *comp, const char *
 	return n;
 }
 
+/* The plain index for a compressed one that was fetched (Release lists
+ * both; archives serve only the compressed ones): decompressed, held to
+ * Release's hash and size for the plain file, and added to the snapshot. */
+static kb_err *add_plain(kb_snap *sn, const char *path, const kb_hash *zhash, const sum *plain,
+			 const char *plainpath)
+{
+	int fd;
+	kb_err *err = kb_txn_open(sn->o->txn, zhash, &fd);
+	if (err)
+		return err;
+	FILE *in = solv_xfopen_fd(path, fd, "r"); /* by suffix: .xz, .gz */
+	if (!in) {
+		close(fd);
+		return kb_up_errf(sn, "cannot decompress %s", path);
+	}
+	kb_blobw *w;
+	if ((err = kb_blob_begin(sn->o->txn, &w))) {
+		fclose(in);
+		return err;
+	}
+	char buf[1 << 16];
+	size_t got, total = 0;
+	while (!err && (got = fread(buf, 1, sizeof buf, in)) > 0) {
+		total += got;
+		if (total > plain->size)
+			err = kb_up_errf(sn, "%s decompresses to more than the %llu bytes Release "
+					     "gives %s", path, (unsigned long long)plain->size, plainpath);
+		else
+			err = kb_blob_write(w, buf, got);
+	}
+	if (!err && ferror(in))
+		err = kb_up_errf(sn, "%s does not decompress (damaged?)", path);
+	fclose(in);
+	if (!err && total != plain->size)
+		err = kb_up_errf(sn, "%s decompresses to %zu bytes, not the %llu Release gives %s",
+				 path, total, (unsigned long long)plain->size, plainpath);
+	kb_hash h;
+	if (err) {
+		kb_blob_abort(w);
+		return err;
+	}
+	if ((err = kb_blob_finish(w, 0, &plain->sha256, &h)))
+		return kb_err_wrap(err, "upstream '%s': %s decompressed", sn->u->name, path);
+	return kb_snap_add_stored(sn, plainpath, &h);
+}
+
+static kb_err *add_plain_indexes(kb_snap *sn, const release *r, const char *dists)
+{
+	kb_err *err = NULL;
+	size_t n = sn->n; /* add_plain appends */
+	for (size_t i = 0; i < n && !err; i++) {
+		const char *p = sn->f[i].path;
+		size_t l = strlen(p);
+		if (sn->f[i].mem || l < 3 || (strcmp(p + l - 3, ".xz") && strcmp(p + l - 3, ".gz")) ||
+		    strncmp(p, dists, strlen(dists)) || p[strlen(dists)] != '/')
+			continue;
+		char *plainpath = kb_strndup(p, l - 3);
+		const sum *plain = find_sum(r, plainpath + strlen(dists) + 1);
+		if (plain)
+			err = add_plain(sn, p, &sn->f[i].hash, plain, plainpath);
+		free(plainpath);
+	}
+	return err;
+}
+
 /* fetches and verifies the signed Release; *text gets its content */
 static kb_err *fetch_release(kb_snap *sn, const char *dists, kb_buf *text, char **what)
 {
@@ -465,6 +537,8 @@ kb_err *kb_apt_sync(kb_snap *sn)
 	}
 	if (!err)
 		err = kb_snap_fetch_indexes(sn, idx, nidx);
+	if (!err)
+		err = add_plain_indexes(sn, &r, dists);
 out:
 	for (size_t i = 0; i < nidx; i++) {
 		free(idx[i].path);

@@ -122,6 +122,8 @@ KB_MUST kb_err *kb_txn_add_path(kb_txn *t, const char *path, kb_oid *out);
 KB_MUST kb_err *kb_txn_add_tree(kb_txn *t, kb_tree_entry *e, size_t n, kb_hash *out);
 /* in this transaction or in the store */
 int kb_txn_has(kb_txn *t, const kb_hash *h);
+/* read-only fd on an object staged in this transaction, or stored */
+KB_MUST kb_err *kb_txn_open(kb_txn *t, const kb_hash *h, int *fd);
 
 /* ---- checkout ---- */
 enum { KB_CHECKOUT_COPY = 1 };

@@ -100,6 +100,20 @@ int kb_txn_has(kb_txn *t, const kb_hash *h)
 	return in || kb_store_has(t->s, h);
 }
 
+kb_err *kb_txn_open(kb_txn *t, const kb_hash *h, int *fd)
+{
+	pthread_mutex_lock(&t->mu);
+	*fd = -1;
+	for (size_t i = t->moved; i < t->n && *fd < 0; i++)
+		if (kb_hash_eq(&t->v[i].h, h)) {
+			char name[64];
+			int dirfd = staged_at(t, &t->v[i], name);
+			*fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+		}
+	pthread_mutex_unlock(&t->mu);
+	return *fd >= 0 ? NULL : kb_store_open_object(t->s, h, fd);
+}
+
 /* Claims h for staging. 0: already stored or staged, nothing to write.
  * Only the wanted variant counts as stored: a hardlinked checkout will
  * need exactly that one, and checking one name is one system call. */

@@ -162,9 +162,15 @@ run kb store ls -r mirror/deb/latest
 out_has "the snapshot holds InRelease and the Packages indexes by their server paths" \
 	"dists/$SUITE/InRelease" "dists/$SUITE/main/binary-amd64/Packages.xz" \
 	"dists/$SUITE/main/binary-all/Packages.xz"
-same "... and nothing else (.xz preferred over .gz and plain)" "$(snapfiles mirror/deb/latest)" \
+same "... and nothing else (.xz fetched, not .gz or plain; plain decompressed from it)" \
+	"$(snapfiles mirror/deb/latest)" \
 	"$(printf '%s\n' "dists/$SUITE/InRelease" "dists/$SUITE/main/binary-all/Packages.xz" \
-		"dists/$SUITE/main/binary-amd64/Packages.xz" | sort)"
+		"dists/$SUITE/main/binary-amd64/Packages.xz" "dists/$SUITE/main/binary-all/Packages" \
+		"dists/$SUITE/main/binary-amd64/Packages" | sort)"
+run kb store ls -r mirror/deb/latest
+out_has "the decompressed index is the server's plain Packages, byte for byte" \
+	"f $(sha "$D/main/binary-amd64/Packages") dists/$SUITE/main/binary-amd64/Packages"
+truth "... and was not downloaded" bash -c "! grep -q 'binary-amd64/Packages HTTP' '$LOG'"
 for f in InRelease main/binary-amd64/Packages.xz main/binary-all/Packages.xz; do
 	truth "the stored $f is the server's" cmp -s "$(objpath "$(sha "$D/$f")")" "$D/$f"
 done
@@ -230,7 +236,8 @@ check "no InRelease: Release with its detached signature Release.gpg" kb mirror 
 err_has "... verified" "dists/$SUITE/Release" "signed by $FPR"
 same "... both in the snapshot, with the same indexes" "$(snapfiles mirror/deb/latest)" \
 	"$(printf '%s\n' "dists/$SUITE/Release" "dists/$SUITE/Release.gpg" "dists/$SUITE/main/binary-all/Packages.xz" \
-		"dists/$SUITE/main/binary-amd64/Packages.xz" | sort)"
+		"dists/$SUITE/main/binary-amd64/Packages.xz" "dists/$SUITE/main/binary-all/Packages" \
+		"dists/$SUITE/main/binary-amd64/Packages" | sort)"
 cp "$D/Release" "$T/Release.good"
 sed -i 's/^Suite: .*/Suite: stable/' "$D/Release"
 refused "a Release edited after its detached signature" deb "dists/$SUITE/Release.gpg" "BAD signature"
