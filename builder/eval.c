@@ -397,9 +397,8 @@ static kb_err *materialize_all(kb_store *s, const kb_recipe *r, const kb_lock *l
 	for (size_t j = 0; j < nurl; j++) {
 		size_t i = urlidx[j];
 		res[i].oid = (kb_oid){KB_BLOB, urls[j].sha256};
-		if (r->in[i].kind == KB_IN_PACKAGE)
-			continue; /* the size is the lock's */
-		res[i].size = urls[j].got_size;
+		if (r->in[i].kind != KB_IN_PACKAGE) /* a package's size is the lock's */
+			res[i].size = urls[j].got_size;
 		if (urls[j].err) {
 			note(why, nfail, urls[j].err);
 			urls[j].err = NULL;

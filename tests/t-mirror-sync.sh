@@ -458,5 +458,51 @@ else
 	diag_file "$T/cc.log"
 fi
 
+# ---- package inputs: resolved by 'kbuild lock', fetched as locked afterwards ----
+rm -rf "$APT/pool"
+mkdeb libhello 1.0 amd64
+mkdeb hello 1.0 amd64 'libhello (>= 1.0)'
+indexes
+HELLO=$APT/pool/main/h/hello/hello_1.0_amd64.deb
+cat >recipes/pkgs.recipe <<'REC'
+include "mirrors.recipe"
+package "hello" { upstream = "deb" name = "hello" }
+package "libhello" { upstream = "deb" name = "libhello" version = "1.0" arch = "amd64" }
+REC
+check "kbuild lock resolves package inputs" kb lock pkgs
+L=recipes/pkgs.lock
+truth "the lock pins the package's version, arch, path, size and sha256" \
+	grep -qzF "input package hello
+  arch amd64
+  metadata $(kb store ref get mirror/deb/latest | cut -c6-)
+  name hello
+  path pool/main/h/hello/hello_1.0_amd64.deb
+  sha256 $(sha "$HELLO")
+  size $(stat -c %s "$HELLO")
+  upstream deb
+  version 1.0" "$L"
+cp "$L" "$T/pkgs.lock1"
+check "kbuild lock again" kb lock pkgs
+same_file "... gives the same lock" "$T/pkgs.lock1" "$L"
+check "kbuild recipe fetches the packages as locked" kb recipe pkgs
+res=$(cat "$OUT")
+run kb store ls "$res"
+out_has "the result holds the .deb by its hash" "f $(sha "$HELLO") hello"
+check "again" kb recipe pkgs
+err_has "... nothing to do" "nothing to do"
+expect_fail 1 "--offline in an empty store" kb --store "$T/empty" recipe --offline pkgs
+err_has "... names the package inputs" "input 'hello' (recipes/pkgs.recipe:2:1)" "offline"
+cp recipes/pkgs.recipe "$T/pkgs.good"
+sed -i 's/version = "1.0"/version = "2.0"/' recipes/pkgs.recipe
+expect_fail 1 "a version the upstream does not have" kb lock pkgs
+err_has "... is named with the version there is" "input 'libhello' (recipes/pkgs.recipe:3:1)" \
+	"has libhello 1.0, not the version 2.0"
+cp "$T/pkgs.good" recipes/pkgs.recipe
+echo 'package "nope" { upstream = "deb" name = "no-such-package" }' >>recipes/pkgs.recipe
+expect_fail 1 "an unknown package" kb lock pkgs
+err_has "... is named" "no-such-package"
+cp "$T/pkgs.good" recipes/pkgs.recipe
+same_file "failed locks leave the lock as it was" "$T/pkgs.lock1" "$L"
+
 check "the store is sound after all this" kb store fsck
 finish
