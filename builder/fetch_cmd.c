@@ -30,26 +30,23 @@ static kb_err *parse_opts(int argc, char **argv, kb_fetch_opts *o, const char *c
 	static const struct option lo[] = {{"jobs", required_argument, NULL, 'j'},
 					   {"offline", no_argument, NULL, 'o'},
 					   {0}};
-	opterr = 0;
+	kb_err *err = NULL;
+	char *name = kb_asprintf("fetch %s", cmd);
 	optind = 0;
 	int c;
-	while ((c = getopt_long(argc, argv, "+j:", lo, NULL)) != -1) {
+	while (!err && (c = kb_getopt(argc, argv, "j:", lo, name, &err)) > 0) {
 		if (c == 'j') {
 			char *end;
 			long j = strtol(optarg, &end, 10);
 			if (*end || j < 1 || j > 64)
-				return kb_usage("kbuild fetch %s: --jobs takes a number from 1 to 64",
-						cmd);
+				err = kb_usage("kbuild %s: --jobs takes a number from 1 to 64", name);
 			o->jobs = (int)j;
-		} else if (c == 'o') {
-			o->offline = 1;
 		} else {
-			return kb_usage("kbuild fetch %s: %s '%s' (see 'kbuild help fetch %s')", cmd,
-					c == ':' ? "missing value for" : "unknown option",
-					argv[optind - 1], cmd);
+			o->offline = 1;
 		}
 	}
-	return NULL;
+	free(name);
+	return err;
 }
 
 static kb_err *cmd_url(kb_store **s, const char *dir, int argc, char **argv)
@@ -120,12 +117,5 @@ int kb_fetch_main(const char *dir, int argc, char **argv)
 	else
 		err = kb_usage("kbuild fetch: unknown command '%s' (url or git)", argv[0]);
 	kb_store_close(s);
-	if (fflush(stdout) != 0 && !err)
-		err = kb_errf("cannot write to standard output");
-	if (!err)
-		return 0;
-	fprintf(stderr, "kbuild: %s\n", err->msg);
-	int code = err->code;
-	kb_err_free(err);
-	return code;
+	return kb_exit_status(err);
 }

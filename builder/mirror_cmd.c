@@ -49,10 +49,11 @@ static kb_err *parse(const char *sub, int argc, char **argv, mopts *m)
 					   {"arch", required_argument, NULL, 'a'},
 					   {0}};
 	memset(m, 0, sizeof *m);
-	opterr = 0;
 	optind = 0;
+	kb_err *err = NULL;
+	char *name = kb_asprintf("mirror %s", sub);
 	int c;
-	while ((c = getopt_long(argc, argv, ":", lo, NULL)) != -1) {
+	while (!err && (c = kb_getopt(argc, argv, "", lo, name, &err)) > 0) {
 		if (c == 'r')
 			m->recipe = optarg;
 		else if (c == 'R')
@@ -62,11 +63,11 @@ static kb_err *parse(const char *sub, int argc, char **argv, mopts *m)
 		else if (c == 'a' && strcmp(sub, "sync"))
 			m->arch = optarg;
 		else
-			return kb_usage("kbuild mirror %s: %s '%s' (see 'kbuild help mirror %s')", sub,
-					c == ':' ? "missing value for" : "unknown option",
-					argv[optind - 1], sub);
+			err = kb_usage("kbuild mirror %s: '%s' is for closure and download only", sub,
+				       argv[optind - 1]);
 	}
-	return NULL;
+	free(name);
+	return err;
 }
 
 /* the recipe that defines upstream `name` */
@@ -273,12 +274,5 @@ int kb_mirror_main(const char *dir, int argc, char **argv)
 			err = cmd_closure(s, &m, n, a, !strcmp(argv[0], "download"));
 	}
 	kb_store_close(s);
-	if (fflush(stdout) != 0 && !err)
-		err = kb_errf("cannot write to standard output");
-	if (!err)
-		return 0;
-	fprintf(stderr, "kbuild: %s\n", err->msg);
-	int code = err->code;
-	kb_err_free(err);
-	return code;
+	return kb_exit_status(err);
 }

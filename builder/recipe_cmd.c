@@ -44,25 +44,24 @@ static kb_err *parse(const char *cmd, int argc, char **argv, args *a)
 					   {"jobs", required_argument, NULL, 'j'},
 					   {0}};
 	memset(a, 0, sizeof *a);
-	opterr = 0;
 	optind = 0;
+	kb_err *err = NULL;
 	int c;
-	while ((c = getopt_long(argc, argv, "+j:", lo, NULL)) != -1) {
+	while (!err && (c = kb_getopt(argc, argv, "j:", lo, cmd, &err)) > 0) {
 		if (c == 'r')
 			a->recipes = optarg;
 		else if (c == 'o')
 			a->run.offline = 1;
-		else if (c == 'j') {
+		else {
 			char *end;
 			long j = strtol(optarg, &end, 10);
 			if (*end || j < 1 || j > 64)
-				return kb_usage("kbuild %s: --jobs takes a number from 1 to 64", cmd);
+				err = kb_usage("kbuild %s: --jobs takes a number from 1 to 64", cmd);
 			a->run.jobs = (int)j;
-		} else
-			return kb_usage("kbuild %s: %s '%s' (see 'kbuild help %s')", cmd,
-					c == ':' ? "missing value for" : "unknown option",
-					argv[optind - 1], cmd);
+		}
 	}
+	if (err)
+		return err;
 	if (argc - optind != 1)
 		return kb_usage("kbuild %s: %s (usage: kbuild %s)", cmd,
 				argc - optind ? "give one recipe name" : "missing recipe name",
@@ -185,12 +184,5 @@ int kb_recipe_main(const char *cmd, const char *dir, int argc, char **argv)
 	}
 	free(av);
 	kb_store_close(s);
-	if (fflush(stdout) != 0 && !err)
-		err = kb_errf("cannot write to standard output");
-	if (!err)
-		return 0;
-	fprintf(stderr, "kbuild: %s\n", err->msg);
-	int code = err->code;
-	kb_err_free(err);
-	return code;
+	return kb_exit_status(err);
 }

@@ -39,6 +39,16 @@ char *kb_strdup(const char *s);
 char *kb_strndup(const char *s, size_t n);
 char *kb_asprintf(const char *fmt, ...) KB_PRINTF(1, 2);
 
+/* ---- command line ---- */
+struct option;
+/* getopt_long (options may follow operands) with kbuild's messages: the
+ * option's character, 0 when options end, -1 with *err set on a bad one.
+ * cmd names the command in messages ("store add"); set optind = 0 first. */
+int kb_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts,
+	      const char *cmd, kb_err **err);
+/* "kbuild: MESSAGE" on stderr for an error (freed), then its exit status */
+int kb_exit_status(kb_err *err);
+
 /* ---- logging (stderr) ---- */
 enum { KB_LOG_QUIET = 0, KB_LOG_INFO = 1, KB_LOG_DEBUG = 2 };
 extern int kb_log_level;
