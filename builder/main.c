@@ -2,6 +2,8 @@
 #include "../store/store.h"
 #include "fetch.h"
 #include "recipe.h"
+#include "rootfs.h"
+#include "sandbox.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +24,8 @@ static void usage(FILE *out)
 		"  kbuild mirror sync|closure|download ...\n"
 		"  kbuild fetch url URL SHA256 ...\n"
 		"  kbuild fetch git URL COMMIT\n"
+		"  kbuild buildroot [--checkout DIR] PACKAGE...\n"
+		"  kbuild sandbox --root DIR [OPTIONS] -- CMD [ARG]...\n"
 		"  kbuild help [COMMAND ...]\n\n"
 		"Options:\n"
 		"  --store DIR   the store to use (default: $KBUILD_STORE, else\n"
@@ -45,6 +49,10 @@ static int help(int argc, char **argv)
 	if (!strcmp(argv[0], "mirror") && kb_mirror_help(argc > 1 ? argv[1] : NULL, stdout))
 		return 0;
 	if (!strcmp(argv[0], "fetch") && kb_fetch_help(argc > 1 ? argv[1] : NULL, stdout))
+		return 0;
+	if (!strcmp(argv[0], "buildroot") && kb_rootfs_help(stdout))
+		return 0;
+	if (!strcmp(argv[0], "sandbox") && kb_sandbox_help(stdout))
 		return 0;
 	if (kb_recipe_help(argv[0], stdout))
 		return 0;
@@ -107,6 +115,8 @@ int main(int argc, char **argv)
 	const char *cmd = argv[i];
 	if (!strcmp(cmd, "help"))
 		return help(argc - i - 1, argv + i + 1);
+	if (!strcmp(cmd, "sandbox"))
+		return kb_sandbox_main(argc - i - 1, argv + i + 1);
 	if (!strcmp(cmd, "lock") || !strcmp(cmd, "recipe") || !strcmp(cmd, "upstreams")) {
 		char *dir = store ? kb_strdup(store) : kb_store_default_path();
 		int rc = kb_recipe_main(cmd, dir, argc - i - 1, argv + i + 1);
@@ -117,6 +127,7 @@ int main(int argc, char **argv)
 	int (*part)(const char *, int, char **) = !strcmp(cmd, "store")    ? kb_store_main
 						  : !strcmp(cmd, "mirror") ? kb_mirror_main
 						  : !strcmp(cmd, "fetch")  ? kb_fetch_main
+						  : !strcmp(cmd, "buildroot") ? kb_rootfs_main
 									   : NULL;
 	if (part) {
 		char *dir = store ? kb_strdup(store) : kb_store_default_path();
