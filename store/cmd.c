@@ -17,24 +17,17 @@ struct cmd {
 static const struct cmd cmds[];
 static const struct cmd *find_cmd(const char *name);
 
-/* getopt_long with kbuild's messages; returns 0 when options end */
+/* kb_getopt, naming the command as "store CMD" */
 static int next_opt(int argc, char **argv, const char *shortopts,
 		    const struct option *longopts, const char *cmd, kb_err **err)
 {
-	opterr = 0;
-	int c = getopt_long(argc, argv, shortopts, longopts, NULL);
-	if (c == -1)
-		return 0;
-	if (c == '?' || c == ':') {
-		const char *arg = argv[optind - 1];
-		*err = c == ':' ? kb_usage("kbuild store %s: option '%s' needs a value (see 'kbuild help store %s')",
-					   cmd, arg, cmd)
-				: kb_usage("kbuild store %s: unknown option '%s' (see 'kbuild help store %s')",
-					   cmd, arg, cmd);
-		return -1;
-	}
-	return c;
+	char name[32];
+	snprintf(name, sizeof name, "store %s", cmd);
+	return kb_getopt(argc, argv, shortopts, longopts, name, err);
 }
+
+/* for commands without options: "--frob" is still read as a long option */
+static const struct option no_long[] = {{0}};
 
 static kb_err *nargs(const char *cmd, int have, int min, int max)
 {
@@ -65,7 +58,7 @@ static kb_err *cmd_add(const char *dir, int argc, char **argv)
 	const char *ref = NULL;
 	kb_err *err = NULL;
 	int c;
-	while ((c = next_opt(argc, argv, "+", lo, "add", &err)) > 0)
+	while ((c = next_opt(argc, argv, "", lo, "add", &err)) > 0)
 		ref = optarg;
 	if (err || (err = nargs("add", argc - optind, 1, ref ? 1 : -1)))
 		return err;
@@ -108,7 +101,7 @@ static kb_err *resolve_one(const char *dir, const char *cmd, const char *arg, kb
 static kb_err *cmd_cat(const char *dir, int argc, char **argv)
 {
 	kb_err *err = NULL;
-	if (next_opt(argc, argv, "+", NULL, "cat", &err) || err ||
+	if (next_opt(argc, argv, "", no_long, "cat", &err) || err ||
 	    (err = nargs("cat", argc - optind, 1, 1)))
 		return err ? err : kb_usage("kbuild store cat takes no options");
 	kb_store *s;
@@ -147,7 +140,7 @@ static kb_err *cmd_ls(const char *dir, int argc, char **argv)
 	static const struct option lo[] = {{"recursive", no_argument, NULL, 'r'}, {0}};
 	int rec = 0, c;
 	kb_err *err = NULL;
-	while ((c = next_opt(argc, argv, "+r", lo, "ls", &err)) > 0)
+	while ((c = next_opt(argc, argv, "r", lo, "ls", &err)) > 0)
 		rec = 1;
 	if (err || (err = nargs("ls", argc - optind, 1, 1)))
 		return err;
@@ -168,7 +161,7 @@ static kb_err *cmd_checkout(const char *dir, int argc, char **argv)
 	static const struct option lo[] = {{"copy", no_argument, NULL, 'c'}, {0}};
 	int flags = 0, c;
 	kb_err *err = NULL;
-	while ((c = next_opt(argc, argv, "+", lo, "checkout", &err)) > 0)
+	while ((c = next_opt(argc, argv, "", lo, "checkout", &err)) > 0)
 		flags |= KB_CHECKOUT_COPY;
 	if (err || (err = nargs("checkout", argc - optind, 2, 2)))
 		return err;
@@ -205,7 +198,7 @@ static kb_err *cmd_ref(const char *dir, int argc, char **argv)
 	const char *sub = argv[1];
 	argc--;
 	argv++;
-	while ((c = next_opt(argc, argv, "+", lo, "ref", &err)) > 0) {
+	while ((c = next_opt(argc, argv, "", lo, "ref", &err)) > 0) {
 		if ((err = parse_old(optarg, &old)))
 			return err;
 		have_old = 1;
@@ -229,7 +222,9 @@ static kb_err *cmd_ref(const char *dir, int argc, char **argv)
 	} else if (!strcmp(sub, "get")) {
 		kb_oid o;
 		int found;
-		if ((err = nargs("ref", n, 1, 1)) || (err = open_store(dir, "ref", &s)))
+		/* reading: a missing store is an error, not created */
+		if ((err = nargs("ref", n, 1, 1)) || (err = kb_ref_check_name(a[0])) ||
+		    (err = kb_store_open(dir, 0, &s)))
 			return err;
 		if (!(err = kb_ref_get(s, a[0], &o, &found))) {
 			char line[80];
@@ -242,7 +237,7 @@ static kb_err *cmd_ref(const char *dir, int argc, char **argv)
 	} else if (!strcmp(sub, "list")) {
 		kb_ref *r;
 		size_t nr;
-		if ((err = nargs("ref", n, 0, 1)) || (err = open_store(dir, "ref", &s)))
+		if ((err = nargs("ref", n, 0, 1)) || (err = kb_store_open(dir, 0, &s)))
 			return err;
 		if (!(err = kb_ref_list(s, n ? a[0] : NULL, &r, &nr))) {
 			for (size_t i = 0; i < nr; i++) {
@@ -278,7 +273,7 @@ static kb_err *cmd_ac(const char *dir, int argc, char **argv)
 	const char *sub = argv[1];
 	argc--;
 	argv++;
-	while ((c = next_opt(argc, argv, "+", lo, "ac", &err)) > 0)
+	while ((c = next_opt(argc, argv, "", lo, "ac", &err)) > 0)
 		meta = optarg;
 	if (err)
 		return err;
@@ -297,7 +292,7 @@ static kb_err *cmd_ac(const char *dir, int argc, char **argv)
 		char *m = NULL;
 		int found;
 		if ((err = nargs("ac", n, 1, 1)) || (err = parse_key(a[0], &key)) ||
-		    (err = open_store(dir, "ac", &s)))
+		    (err = kb_store_open(dir, 0, &s)))
 			return err;
 		if (!(err = kb_ac_get(s, &key, &o, &m, &found))) {
 			char line[80];
@@ -320,7 +315,7 @@ static kb_err *cmd_gc(const char *dir, int argc, char **argv)
 	static const struct option lo[] = {{"dry-run", no_argument, NULL, 'n'}, {0}};
 	int dry = 0, c;
 	kb_err *err = NULL;
-	while ((c = next_opt(argc, argv, "+n", lo, "gc", &err)) > 0)
+	while ((c = next_opt(argc, argv, "n", lo, "gc", &err)) > 0)
 		dry = 1;
 	if (err || (err = nargs("gc", argc - optind, 0, 0)))
 		return err;
@@ -341,7 +336,7 @@ static kb_err *cmd_gc(const char *dir, int argc, char **argv)
 static kb_err *cmd_fsck(const char *dir, int argc, char **argv)
 {
 	kb_err *err = NULL;
-	if (next_opt(argc, argv, "+", NULL, "fsck", &err) || err ||
+	if (next_opt(argc, argv, "", no_long, "fsck", &err) || err ||
 	    (err = nargs("fsck", argc - optind, 0, 0)))
 		return err ? err : kb_usage("kbuild store fsck takes no options");
 	kb_store *s;
@@ -384,7 +379,7 @@ static kb_err *cmd_import(const char *dir, int argc, char **argv)
 	static const struct option lo[] = {{"force", no_argument, NULL, 'f'}, {0}};
 	int force = 0, c;
 	kb_err *err = NULL;
-	while ((c = next_opt(argc, argv, "+", lo, "import", &err)) > 0)
+	while ((c = next_opt(argc, argv, "", lo, "import", &err)) > 0)
 		force = 1;
 	if (err || (err = nargs("import", argc - optind, 1, 1)))
 		return err;
@@ -490,12 +485,5 @@ int kb_store_main(const char *dir, int argc, char **argv)
 			err = c->run(dir, argc, argv);
 		}
 	}
-	if (fflush(stdout) != 0 && !err)
-		err = kb_errf("cannot write to standard output");
-	if (!err)
-		return 0;
-	fprintf(stderr, "kbuild: %s\n", err->msg);
-	int code = err->code;
-	kb_err_free(err);
-	return code;
+	return kb_exit_status(err);
 }
