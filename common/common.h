@@ -122,6 +122,9 @@ KB_MUST kb_err *kb_read_file(int dirfd, const char *path, size_t max, kb_buf *ou
 KB_MUST kb_err *kb_write_file_atomic(int dirfd, const char *name, const void *p,
 				     size_t n, mode_t mode);
 KB_MUST kb_err *kb_fsync_dir(int dirfd, const char *what);
+/* a DIR stream on dirfd/name, with a descriptor of its own */
+struct __dirstream;
+KB_MUST kb_err *kb_opendir_at(int dirfd, const char *name, struct __dirstream **out);
 KB_MUST kb_err *kb_mkdir_p(const char *path, mode_t mode);
 /* removes a file or a whole tree below dirfd (read-only entries too) */
 KB_MUST kb_err *kb_remove_tree(int dirfd, const char *name);

@@ -102,6 +102,18 @@ kb_err *kb_write_file_atomic(int dirfd, const char *name, const void *p, size_t 
 	return kb_fsync_dir(dirfd, name);
 }
 
+kb_err *kb_opendir_at(int dirfd, const char *name, DIR **out)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	*out = fd < 0 ? NULL : fdopendir(fd);
+	if (*out)
+		return NULL;
+	kb_err *err = kb_errno(errno, "cannot read directory %s", name);
+	if (fd >= 0)
+		close(fd);
+	return err;
+}
+
 kb_err *kb_mkdir_p(const char *path, mode_t mode)
 {
 	char *p = kb_strdup(path);

@@ -109,13 +109,10 @@ kb_err *ac_each(kb_store *s, ac_fn fn, void *ctx)
 	for (int i = 0; !err && i < 256; i++) {
 		char shard[3];
 		snprintf(shard, sizeof shard, "%02x", i);
-		int fd = openat(s->acfd, shard, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		DIR *d = fd < 0 ? NULL : fdopendir(fd);
-		if (!d) {
-			if (fd >= 0)
-				close(fd);
-			return kb_errno(errno, "cannot read %s/ac/%s", s->path, shard);
-		}
+		DIR *d;
+		kb_err *derr = kb_opendir_at(s->acfd, shard, &d);
+		if (derr)
+			return kb_err_wrap(derr, "%s/ac", s->path);
 		struct dirent *de;
 		while (!err && (de = readdir(d))) {
 			kb_hash key;

@@ -21,13 +21,10 @@ kb_err *store_each_object(kb_store *s, obj_fn fn, void *ctx)
 	for (int i = 0; !err && i < 256; i++) {
 		char shard[3];
 		snprintf(shard, sizeof shard, "%02x", i);
-		int fd = openat(s->objfd, shard, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		DIR *d = fd < 0 ? NULL : fdopendir(fd);
-		if (!d) {
-			if (fd >= 0)
-				close(fd);
-			return kb_errno(errno, "cannot read %s/objects/%s", s->path, shard);
-		}
+		DIR *d;
+		kb_err *derr = kb_opendir_at(s->objfd, shard, &d);
+		if (derr)
+			return kb_err_wrap(derr, "%s/objects", s->path);
 		struct dirent *de;
 		while (!err && (de = readdir(d))) {
 			kb_hash h;
@@ -54,13 +51,10 @@ kb_err *roots_collect(kb_store *s, int remove_dead, kb_oid **out, size_t *n, siz
 {
 	*out = NULL;
 	*n = *removed = 0;
-	int fd = openat(s->rootsdir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d = fd < 0 ? NULL : fdopendir(fd);
-	if (!d) {
-		if (fd >= 0)
-			close(fd);
-		return kb_errno(errno, "cannot read %s/roots", s->path);
-	}
+	DIR *d;
+	kb_err *derr = kb_opendir_at(s->rootsdir, ".", &d);
+	if (derr)
+		return kb_err_wrap(derr, "%s/roots", s->path);
 	size_t cap = 0;
 	kb_err *err = NULL;
 	struct dirent *de;
@@ -179,13 +173,10 @@ static kb_err *sweep(void *ctx, const kb_hash *h, int exec, int shardfd, const c
 
 static kb_err *clean_tmp(kb_store *s, int dry, size_t *count)
 {
-	int fd = openat(s->tmpfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d = fd < 0 ? NULL : fdopendir(fd);
-	if (!d) {
-		if (fd >= 0)
-			close(fd);
-		return kb_errno(errno, "cannot read %s/tmp", s->path);
-	}
+	DIR *d;
+	kb_err *derr = kb_opendir_at(s->tmpfd, ".", &d);
+	if (derr)
+		return kb_err_wrap(derr, "%s/tmp", s->path);
 	kb_err *err = NULL;
 	struct dirent *de;
 	while (!err && (de = readdir(d))) {

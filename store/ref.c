@@ -161,13 +161,10 @@ kb_err *kb_ref_list(kb_store *s, const char *prefix, kb_ref **out, size_t *n)
 {
 	*out = NULL;
 	*n = 0;
-	int fd = openat(s->reffd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d = fd < 0 ? NULL : fdopendir(fd);
-	if (!d) {
-		if (fd >= 0)
-			close(fd);
-		return kb_errno(errno, "cannot list %s/refs", s->path);
-	}
+	DIR *d;
+	kb_err *derr = kb_opendir_at(s->reffd, ".", &d);
+	if (derr)
+		return kb_err_wrap(derr, "%s/refs", s->path);
 	size_t cap = 0;
 	kb_err *err = NULL;
 	struct dirent *de;
