@@ -43,6 +43,7 @@
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -212,10 +213,18 @@ static node *lookup(kb_rootfs *r, node *dir, const char *name, size_t len)
 	node *n = kid(r, dir, name, len);
 	if (n || dir != r->root)
 		return n;
-	for (size_t i = 0; i < sizeof layout / sizeof *layout; i++)
-		if (!layout[i].eager && strlen(layout[i].name) == len &&
-		    !memcmp(layout[i].name, name, len))
+	for (size_t i = 0; i < sizeof layout / sizeof *layout; i++) {
+		if (layout[i].eager || strlen(layout[i].name) != len ||
+		    memcmp(layout[i].name, name, len))
+			continue;
+		/* only onto a directory usr/X: a package's symlink or file
+		 * there leaves X a plain directory at the root */
+		node *usr = kid(r, r->root, "usr", 3);
+		node *d = usr && usr->type == 'd' ? kid(r, usr, layout[i].dir, strlen(layout[i].dir))
+						  : NULL;
+		if (usr && usr->type == 'd' && (!d || d->type == 'd'))
 			return make_layout(r, i);
+	}
 	return NULL;
 }
 
@@ -320,7 +329,7 @@ static kb_err *apply(kb_rootfs *r, const kb_rootfs_pkg *p, const char *pkgname,
 				       (n->layout && o->target[0] == '/' &&
 					!strcmp(n->target, o->target + 1))))
 			return NULL;
-		if (n->type == 'l')
+		if (n->type == 'l' && !n->layout)
 			return refuse(p, o->path,
 				      "is a symlink to '%s', but %s has it as a symlink to '%s' "
 				      "(dpkg would need Replaces:)",
@@ -336,14 +345,13 @@ static kb_err *apply(kb_rootfs *r, const kb_rootfs_pkg *p, const char *pkgname,
 							 : "with different content");
 		break;
 	}
-	return refuse(p, o->path, "is %s, but %s has %s there%s",
-		      o->type == 'd'   ? "a directory"
-		      : o->type == 'l' ? "a symlink"
-				       : "a file",
-		      who(n, pkgname), what_of(n),
-		      n->layout ? " (the root keeps the merged-/usr layout)"
-		      : n->pkg	? " (dpkg would need Replaces:)"
-				: "");
+	const char *what = o->type == 'd' ? "a directory" : o->type == 'l' ? "a symlink" : "a file";
+	if (n->layout)
+		return refuse(p, o->path, "is %s, but the root keeps its merged-/usr layout link "
+					  "there ('%s' -> '%s')",
+			      what, n->name, n->target);
+	return refuse(p, o->path, "is %s, but %s has %s there%s", what, who(n, pkgname),
+		      what_of(n), n->pkg ? " (dpkg would need Replaces:)" : "");
 }
 
 static kb_err *merge(kb_rootfs *r, kb_rootfs_pkg *p)
@@ -367,6 +375,7 @@ struct pool {
 	kb_store *s;
 	kb_txn *t;
 	kb_rootfs_pkg *pkgs;
+	size_t *order; /* unpacked largest first, so no big one starts last */
 	size_t n, next;
 	int stop;
 	char *done;
@@ -379,12 +388,11 @@ static void *worker(void *arg)
 	struct pool *pl = arg;
 	for (;;) {
 		pthread_mutex_lock(&pl->mu);
-		size_t i = pl->next;
-		if (pl->stop || i >= pl->n) {
+		if (pl->stop || pl->next >= pl->n) {
 			pthread_mutex_unlock(&pl->mu);
 			return NULL;
 		}
-		pl->next++;
+		size_t i = pl->order[pl->next++];
 		pthread_mutex_unlock(&pl->mu);
 		kb_rootfs_pkg *p = &pl->pkgs[i];
 		p->err = kb_rootfs_unpack(pl->s, pl->t, p);
@@ -393,6 +401,45 @@ static void *worker(void *arg)
 		pthread_cond_broadcast(&pl->cv);
 		pthread_mutex_unlock(&pl->mu);
 	}
+}
+
+struct sized {
+	uint64_t size;
+	size_t i;
+};
+
+static int by_size_desc(const void *a, const void *b)
+{
+	const struct sized *x = a, *y = b;
+	if (x->size != y->size)
+		return x->size < y->size ? 1 : -1;
+	return (x->i > y->i) - (x->i < y->i);
+}
+
+/* the order in which to unpack: largest blob first (a blob that cannot
+ * be opened sorts last; unpacking it reports why) */
+static size_t *unpack_order(kb_store *s, const kb_hash *pkgs, size_t n)
+{
+	struct sized *v = kb_calloc(n, sizeof *v);
+	for (size_t i = 0; i < n; i++) {
+		int fd;
+		struct stat st;
+		v[i].i = i;
+		kb_err *err = kb_store_open_object(s, &pkgs[i], &fd);
+		if (err) {
+			kb_err_free(err);
+			continue;
+		}
+		if (fstat(fd, &st) == 0)
+			v[i].size = (uint64_t)st.st_size;
+		close(fd);
+	}
+	qsort(v, n, sizeof *v, by_size_desc);
+	size_t *order = kb_calloc(n, sizeof *order);
+	for (size_t i = 0; i < n; i++)
+		order[i] = v[i].i;
+	free(v);
+	return order;
 }
 
 static int default_jobs(void)
@@ -409,6 +456,7 @@ kb_err *kb_rootfs_add(kb_rootfs *r, kb_store *s, kb_txn *t, const kb_hash *pkgs,
 	if (!n)
 		return NULL;
 	struct pool pl = {.s = s, .t = t, .n = n};
+	pl.order = unpack_order(s, pkgs, n);
 	pl.pkgs = kb_calloc(n, sizeof *pl.pkgs);
 	pl.done = kb_calloc(n, 1);
 	for (size_t i = 0; i < n; i++) {
@@ -455,6 +503,7 @@ kb_err *kb_rootfs_add(kb_rootfs *r, kb_store *s, kb_txn *t, const kb_hash *pkgs,
 		free(p->name);
 	}
 	free(th);
+	free(pl.order);
 	free(pl.done);
 	pthread_mutex_destroy(&pl.mu);
 	pthread_cond_destroy(&pl.cv);

@@ -116,49 +116,70 @@ static kb_rootfs_op *new_op(struct up *u, char type, const char *path)
 	return o;
 }
 
-/* the entry's data into the store: small files hashed in memory first
- * (nothing is written when the store has them), larger ones streamed */
+/* the entry's data into the store: small files are hashed in memory
+ * first (nothing is written when the store has them), larger ones are
+ * streamed block by block as libarchive decodes them (no copy); holes of
+ * sparse entries are written as zeros */
+struct sink {
+	struct up *u;
+	kb_blobw *w;
+	size_t fill;
+	uint64_t pos;
+};
+
+static kb_err *sink_put(struct sink *k, const void *p, size_t n)
+{
+	kb_err *err;
+	k->pos += n;
+	if (!k->w && k->fill + n <= SMALL_FILE) {
+		memcpy(k->u->buf + k->fill, p, n);
+		k->fill += n;
+		return NULL;
+	}
+	if (!k->w && ((err = kb_blob_begin(k->u->t, &k->w)) ||
+		      (err = kb_blob_write(k->w, k->u->buf, k->fill))))
+		return err;
+	return kb_blob_write(k->w, p, n);
+}
+
 static kb_err *read_blob(struct up *u, struct archive *b, const char *path, int exec,
 			 kb_hash *out, uint64_t *size)
 {
-	size_t fill = 0;
-	int eof = 0;
-	while (fill < SMALL_FILE) {
-		la_ssize_t n = archive_read_data(b, u->buf + fill, SMALL_FILE - fill);
-		if (n < 0)
-			return pkg_err(u, path, "cannot be read from %s: %s", u->member,
-				       archive_error_string(b));
-		if (n == 0) {
-			eof = 1;
-			break;
-		}
-		fill += (size_t)n;
-	}
-	*size = fill;
-	if (eof)
-		return kb_txn_add_bytes(u->t, u->buf, fill, exec, out);
-	kb_blobw *w;
-	kb_err *err = kb_blob_begin(u->t, &w);
-	if (err)
-		return err;
-	err = kb_blob_write(w, u->buf, fill);
+	static const char zeros[4096];
+	struct sink k = {.u = u};
+	kb_err *err = NULL;
 	while (!err) {
-		la_ssize_t n = archive_read_data(b, u->buf, SMALL_FILE);
-		if (n < 0)
+		const void *blk;
+		size_t n;
+		la_int64_t off;
+		int r = archive_read_data_block(b, &blk, &n, &off);
+		if (r == ARCHIVE_EOF)
+			break;
+		if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
 			err = pkg_err(u, path, "cannot be read from %s: %s", u->member,
 				      archive_error_string(b));
-		else if (n == 0)
 			break;
-		else {
-			*size += (uint64_t)n;
-			err = kb_blob_write(w, u->buf, (size_t)n);
 		}
+		if (off < 0 || (uint64_t)off < k.pos) {
+			err = pkg_err(u, path, "has data out of order in %s", u->member);
+			break;
+		}
+		while (!err && k.pos < (uint64_t)off) {
+			uint64_t gap = (uint64_t)off - k.pos;
+			err = sink_put(&k, zeros, gap < sizeof zeros ? (size_t)gap : sizeof zeros);
+		}
+		if (!err && n)
+			err = sink_put(&k, blk, n);
 	}
+	*size = k.pos;
 	if (err) {
-		kb_blob_abort(w);
+		if (k.w)
+			kb_blob_abort(k.w);
 		return err;
 	}
-	return kb_blob_finish(w, exec, NULL, out);
+	if (!k.w)
+		return kb_txn_add_bytes(u->t, u->buf, k.fill, exec, out);
+	return kb_blob_finish(k.w, exec, NULL, out);
 }
 
 static kb_err *hardlink(struct up *u, struct archive *b, struct archive_entry *e,

@@ -41,13 +41,14 @@ kb_err *kb_ac_put(kb_store *s, const kb_hash *key, const kb_oid *result, const c
 	}
 	if (!err) {
 		char shard[3] = {name[0], name[1], 0};
-		int fd = openat(s->acfd, shard, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (fd < 0)
+		int fd = -1;
+		if (!(err = store_shard(s->acfd, name)) &&
+		    (fd = openat(s->acfd, shard, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 			err = kb_errno(errno, "cannot open %s/ac/%s", s->path, shard);
-		else {
+		if (!err)
 			err = store_write_atomic(s, fd, name + 3, b.p, b.len);
+		if (fd >= 0)
 			close(fd);
-		}
 	}
 	store_unlock(lockfd);
 	kb_buf_free(&b);
@@ -110,6 +111,8 @@ kb_err *ac_each(kb_store *s, ac_fn fn, void *ctx)
 		char shard[3];
 		snprintf(shard, sizeof shard, "%02x", i);
 		DIR *d;
+		if (faccessat(s->acfd, shard, F_OK, 0) < 0 && errno == ENOENT)
+			continue; /* made with its first entry */
 		kb_err *derr = kb_opendir_at(s->acfd, shard, &d);
 		if (derr)
 			return kb_err_wrap(derr, "%s/ac", s->path);

@@ -22,6 +22,8 @@ kb_err *store_each_object(kb_store *s, obj_fn fn, void *ctx)
 		char shard[3];
 		snprintf(shard, sizeof shard, "%02x", i);
 		DIR *d;
+		if (faccessat(s->objfd, shard, F_OK, 0) < 0 && errno == ENOENT)
+			continue; /* made with its first object */
 		kb_err *derr = kb_opendir_at(s->objfd, shard, &d);
 		if (derr)
 			return kb_err_wrap(derr, "%s/objects", s->path);

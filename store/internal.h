@@ -34,6 +34,8 @@ void store_unlock(int fd);
 KB_MUST kb_err *store_write_atomic(kb_store *s, int dirfd, const char *name,
 				   const void *p, size_t n);
 unsigned store_seq(kb_store *s);
+/* makes the shard directory for "ab/…" below parentfd (objects/ or ac/) */
+KB_MUST kb_err *store_shard(int parentfd, const char *name_in_shard);
 
 /* records roots in this process's roots file (store lock held) */
 KB_MUST kb_err *store_hold(kb_store *s, const kb_oid *roots, size_t n);

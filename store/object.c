@@ -124,15 +124,6 @@ static kb_err *init_store(int dirfd, const char *path)
 	for (size_t i = 0; i < sizeof layout / sizeof *layout; i++)
 		if (mkdirat(dirfd, layout[i], 0755) < 0 && errno != EEXIST)
 			return kb_errno(errno, "cannot create %s/%s", path, layout[i]);
-	/* all 256 shards up front: writers never race to create them */
-	const char *sharded[] = {"objects", "ac"};
-	for (int k = 0; k < 2; k++)
-		for (int i = 0; i < 256; i++) {
-			char name[16];
-			snprintf(name, sizeof name, "%s/%02x", sharded[k], i);
-			if (mkdirat(dirfd, name, 0755) < 0 && errno != EEXIST)
-				return kb_errno(errno, "cannot create %s/%s", path, name);
-		}
 	int fd = openat(dirfd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return kb_errno(errno, "cannot create %s/lock", path);
@@ -229,6 +220,16 @@ void kb_store_close(kb_store *s)
 }
 
 const char *kb_store_path(const kb_store *s) { return s->path; }
+
+/* Shard directories (objects/ab, ac/ab) appear with their first entry:
+ * a new store costs two directories, not 514. Racing writers both succeed. */
+kb_err *store_shard(int parentfd, const char *name_in_shard)
+{
+	char shard[3] = {name_in_shard[0], name_in_shard[1], 0};
+	if (mkdirat(parentfd, shard, 0755) < 0 && errno != EEXIST)
+		return kb_errno(errno, "cannot create shard directory %s", shard);
+	return NULL;
+}
 
 unsigned store_seq(kb_store *s)
 {

@@ -184,6 +184,12 @@ static kb_err *create_staged(kb_txn *t, const struct staged *st, int *fd)
 		return err;
 	int dirfd = staged_at(t, st, name);
 	*fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, obj_mode(st->exec));
+	if (*fd < 0 && errno == ENOENT && st->in_shard) {
+		if ((err = store_shard(dirfd, name)))
+			return err;
+		*fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+			     obj_mode(st->exec));
+	}
 	if (*fd < 0)
 		return kb_errno(errno, "cannot create a staged object in %s", t->s->path);
 	return NULL;
@@ -434,7 +440,10 @@ kb_err *kb_txn_commit(kb_txn *t, const kb_oid *roots, size_t nroots)
 			char from[64], to[OBJ_NAME_MAX];
 			int fromfd = staged_at(t, &t->v[i], from);
 			obj_name(&t->v[i].h, t->v[i].exec, to);
-			if (renameat(fromfd, from, s->objfd, to) < 0)
+			int r = renameat(fromfd, from, s->objfd, to);
+			if (r < 0 && errno == ENOENT && !(err = store_shard(s->objfd, to)))
+				r = renameat(fromfd, from, s->objfd, to);
+			if (r < 0 && !err)
 				err = kb_errno(errno, "cannot move object %s into %s/objects",
 					       to, s->path);
 		}
