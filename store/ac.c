@@ -33,11 +33,11 @@ kb_err *kb_ac_put(kb_store *s, const kb_hash *key, const kb_oid *result, const c
 	obj_name(key, 0, name);
 	int lockfd = -1;
 	kb_err *err = store_lock(s, 0, &lockfd);
-	if (!err && !kb_store_has(s, &result->hash)) {
+	if (!err && (err = store_check_closure(s, result))) {
 		char hex[KB_HEX_LEN + 1];
 		kb_hash_hex(&result->hash, hex);
-		err = kb_errf("cannot cache a result that is not in the store: %s %s",
-			      kb_objtype_name(result->type), hex);
+		err = kb_err_wrap(err, "cannot cache %s %s: not all of it is in the store",
+				  kb_objtype_name(result->type), hex);
 	}
 	if (!err) {
 		char shard[3] = {name[0], name[1], 0};

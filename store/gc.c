@@ -123,6 +123,40 @@ static kb_err *mark(kb_store *s, const kb_oid *o, kb_hset *live)
 	return err;
 }
 
+static kb_err *closure(kb_store *s, const kb_oid *o, kb_hset *seen, const char *path)
+{
+	if (!kb_hset_add(seen, &o->hash))
+		return NULL;
+	char hex[KB_HEX_LEN + 1];
+	kb_hash_hex(&o->hash, hex);
+	if (!kb_store_has(s, &o->hash))
+		return kb_errf("%s %s%s%s is missing", kb_objtype_name(o->type), hex,
+			       *path ? " at " : "", path);
+	if (o->type != KB_TREE)
+		return NULL;
+	kb_tree t = {0};
+	kb_err *err = kb_store_read_tree(s, &o->hash, &t);
+	for (size_t i = 0; !err && i < t.n; i++) {
+		char *name = kb_quote(t.e[i].name, t.e[i].namelen);
+		char *sub = *path ? kb_asprintf("%s/%s", path, name) : name;
+		kb_oid c = {kb_enttype_objtype(t.e[i].type), t.e[i].hash};
+		err = closure(s, &c, seen, sub);
+		if (sub != name)
+			free(sub);
+		free(name);
+	}
+	kb_tree_free(&t);
+	return err;
+}
+
+kb_err *store_check_closure(kb_store *s, const kb_oid *o)
+{
+	kb_hset *seen = kb_hset_new();
+	kb_err *err = closure(s, o, seen, "");
+	kb_hset_free(seen);
+	return err;
+}
+
 struct gcctx {
 	kb_store *s;
 	kb_hset *live;

@@ -51,6 +51,10 @@ typedef kb_err *(*ac_fn)(void *ctx, const kb_hash *key, const kb_oid *result);
 KB_MUST kb_err *ac_each(kb_store *s, ac_fn fn, void *ctx);
 KB_MUST kb_err *ac_remove(kb_store *s, const kb_hash *key);
 
+/* everything o reaches is stored (a gc killed mid-sweep can leave a
+ * tree whose children are gone: nothing may point at such a tree) */
+KB_MUST kb_err *store_check_closure(kb_store *s, const kb_oid *o);
+
 /* roots listed by live kbuild processes; removes dead processes' files */
 KB_MUST kb_err *roots_collect(kb_store *s, int remove_dead, kb_oid **out, size_t *n,
 			      size_t *removed);

@@ -106,10 +106,11 @@ kb_err *kb_ref_update(kb_store *s, const char *name, const kb_oid *old, const kb
 	if ((err = store_lock(s, 0, &storelock)))
 		return err;
 	char hex[KB_HEX_LEN + 1];
-	if (new_ && !kb_store_has(s, &new_->hash)) {
+	if (new_ && (err = store_check_closure(s, new_))) {
 		kb_hash_hex(&new_->hash, hex);
-		err = kb_errf("cannot point ref '%s' at %s %s: it is not in the store %s", name,
-			      kb_objtype_name(new_->type), hex, s->path);
+		err = kb_err_wrap(err, "cannot point ref '%s' at %s %s: not all of it is in the "
+				       "store %s (add it again)", name,
+				  kb_objtype_name(new_->type), hex, s->path);
 		goto out;
 	}
 	reflock = openat(s->dirfd, "refs.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0644);

@@ -138,4 +138,15 @@ same "...and keeps the old entry" "$(head -n 1 "$OUT")" "tree $A"
 
 check "fsck is clean after all this" kb store fsck
 
+# a tree whose children are gone (a gc killed mid-sweep leaves such) can be
+# named neither by a ref nor by the action cache
+mkdir -p "$T/part/d" && echo gone >"$T/part/d/f" && echo stays >"$T/part/g"
+PT=$(kb store add "$T/part")
+PF=$(sha "$T/part/d/f")
+rm -f "$(objpath "$PF")"
+expect_fail 1 "ref set to a tree with a missing child is refused" kb store ref set partial "$PT"
+err_has "... naming the missing object and where it is in the tree" "blob $PF at d/f is missing"
+expect_fail 1 "ac put of such a tree is refused" kb store ac put "$(sha_str partial-key)" "$PT"
+run kb store ref get partial
+truth "... and no ref was made" test "$RC" -ne 0
 finish
