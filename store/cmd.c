@@ -242,7 +242,10 @@ static kb_err *cmd_ref(const char *dir, int argc, char **argv)
 		if (!(err = kb_ref_list(s, n ? a[0] : NULL, &r, &nr))) {
 			for (size_t i = 0; i < nr; i++) {
 				char line[80];
-				kb_oid_fmt(&r[i].oid, line);
+				if (r[i].oid.type == KB_NONE)
+					strcpy(line, "damaged (set it again or delete it)");
+				else
+					kb_oid_fmt(&r[i].oid, line);
 				printf("%s %s\n", r[i].name, line);
 			}
 			kb_ref_list_free(r, nr);

@@ -137,6 +137,11 @@ kb_err *kb_store_fsck(kb_store *s, FILE *out, size_t *problems)
 	if (!err)
 		err = kb_ref_list(s, NULL, &refs, &nrefs);
 	for (size_t i = 0; !err && i < nrefs; i++) {
+		if (refs[i].oid.type == KB_NONE) {
+			fprintf(out, "damaged ref '%s' (set it again or delete it)\n", refs[i].name);
+			f.problems++;
+			continue;
+		}
 		char *from = kb_asprintf("ref '%s'", refs[i].name);
 		f.problems += walk(&f, &refs[i].oid, from, "");
 		free(from);

@@ -245,7 +245,10 @@ kb_err *kb_store_gc(kb_store *s, int dry, kb_gc_stats *st)
 	if (!err)
 		err = kb_ref_list(s, NULL, &refs, &nrefs);
 	for (size_t i = 0; !err && i < nrefs; i++)
-		if ((err = mark(s, &refs[i].oid, g.live)))
+		if (refs[i].oid.type == KB_NONE)
+			err = kb_errf("gc stopped, nothing removed: ref '%s' is damaged and what it "
+				      "protects is unknown; set it again or delete it", refs[i].name);
+		else if ((err = mark(s, &refs[i].oid, g.live)))
 			err = kb_err_wrap(err, "gc stopped, nothing removed: ref '%s' reaches a "
 					  "missing or damaged object (run 'kbuild store fsck')",
 					  refs[i].name);

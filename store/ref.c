@@ -187,10 +187,15 @@ kb_err *kb_ref_list(kb_store *s, const char *prefix, kb_ref **out, size_t *n)
 			free(name);
 			continue;
 		}
-		kb_oid o;
+		kb_oid o = {0};
 		int found;
-		err = read_ref(s, de->d_name, name, &o, &found);
-		if (err || !found) { /* deleted while we listed */
+		kb_err *bad2 = read_ref(s, de->d_name, name, &o, &found);
+		if (bad2) { /* listed as damaged: each caller decides what that means */
+			kb_err_free(bad2);
+			o.type = KB_NONE;
+			found = 1;
+		}
+		if (!found) { /* deleted while we listed */
 			free(name);
 			continue;
 		}

@@ -147,7 +147,8 @@ typedef struct {
 	char *name;
 	kb_oid oid;
 } kb_ref;
-/* sorted by name; prefix may be NULL */
+/* sorted by name; prefix may be NULL; a damaged ref file is listed with
+ * oid.type KB_NONE */
 KB_MUST kb_err *kb_ref_list(kb_store *s, const char *prefix, kb_ref **out, size_t *n);
 void kb_ref_list_free(kb_ref *r, size_t n);
 

@@ -139,4 +139,21 @@ fsck_finds "a damaged ac entry" "$akey"
 rm "$S/ac/${akey:0:2}/${akey:2}"
 check "fsck is clean again at the end" kb store fsck
 
+# a damaged ref file: fsck names it and still checks the rest; gc refuses
+FS2=$T/store-dmg
+kb --store "$FS2" store add --ref good "$T" >/dev/null 2>&1 || true
+G1=$(kb --store "$FS2" store ref get good)
+kb --store "$FS2" store add --ref bad "$(dirname "$0")" >/dev/null 2>&1
+echo garbage >"$FS2/refs/bad"
+BLOB=$(printf 'corrupt me' >"$T/cm" && kb --store "$FS2" store add --ref cm "$T/cm")
+flip_byte "$(objpath "$BLOB" "$FS2")" 0
+expect_fail 1 "fsck with a damaged ref file" kb --store "$FS2" store fsck
+out_has "... names the damaged ref" "damaged ref 'bad'"
+out_has "... and still checks the other refs" "corrupt blob $BLOB, reached from ref 'cm'"
+run kb --store "$FS2" store ref list
+out_has "ref list shows it as damaged" "bad damaged" "good $G1"
+n0=$(nobjects "$FS2")
+expect_fail 1 "gc refuses while a ref is damaged" kb --store "$FS2" store gc
+err_has "... naming it" "ref 'bad' is damaged"
+same "... and removes nothing" "$(nobjects "$FS2")" "$n0"
 finish
