@@ -423,6 +423,15 @@ static void kv(kb_arena *a, kb_lock_entry *e, size_t *cap, const char *k, const 
 	e->kv[e->nkv++] = (kb_kv){k, v};
 }
 
+/* the fetchers' options for a run of kbuild lock / recipe */
+static void fetch_opts(const kb_run_opts *o, kb_fetch_opts *fo)
+{
+	kb_fetch_opts_init(fo);
+	fo->offline = o->offline;
+	if (o->jobs)
+		fo->jobs = o->jobs;
+}
+
 kb_err *kb_lock_update(kb_store *s, const kb_recipe *r, const kb_run_opts *o, size_t *changed)
 {
 	kb_lock *old = NULL;
@@ -432,10 +441,7 @@ kb_err *kb_lock_update(kb_store *s, const kb_recipe *r, const kb_run_opts *o, si
 		return err;
 	kb_arena *a = kb_arena_new();
 	kb_fetch_opts fo;
-	kb_fetch_opts_init(&fo);
-	fo.offline = o->offline;
-	if (o->jobs)
-		fo.jobs = o->jobs;
+	fetch_opts(o, &fo);
 	resolved *res = kb_arena_alloc(a, (r->nin + 1) * sizeof *res);
 	/* the old lock is not trusted for what it pins: fetchers check again */
 	err = materialize(s, r, NULL, &fo, a, res);
@@ -565,10 +571,7 @@ kb_err *kb_recipe_fetch(kb_store *s, const kb_recipe *r, const kb_lock *l, const
 {
 	kb_arena *a = kb_arena_new();
 	kb_fetch_opts fo;
-	kb_fetch_opts_init(&fo);
-	fo.offline = o->offline;
-	if (o->jobs)
-		fo.jobs = o->jobs;
+	fetch_opts(o, &fo);
 	resolved *res = kb_arena_alloc(a, (r->nin + 1) * sizeof *res);
 	kb_err *err = materialize(s, r, l, &fo, a, res);
 	kb_arena_free(a);
@@ -584,8 +587,7 @@ kb_err *kb_input_fetch(kb_store *s, const kb_recipe *r, const kb_input *in,
 	one.nin = 1;
 	kb_arena *a = kb_arena_new();
 	kb_fetch_opts fo;
-	kb_fetch_opts_init(&fo);
-	fo.offline = o->offline;
+	fetch_opts(o, &fo);
 	resolved res = {0};
 	kb_err *err = materialize(s, &one, NULL, &fo, a, &res);
 	*out = res.oid;

@@ -129,30 +129,6 @@ static kb_err *find_upstream(const mopts *m, const char *name, kb_recipe **rout,
 	return err;
 }
 
-static kb_err *resolve(kb_store *s, kb_recipe *r, const kb_upstream *u, kb_upstream_def *d)
-{
-	memset(d, 0, sizeof *d);
-	d->name = u->name;
-	d->type = u->type;
-	d->suite = u->suite;
-	d->components = u->components;
-	d->ncomponents = u->ncomponents;
-	d->archs = u->archs;
-	d->narchs = u->narchs;
-	d->require_signature = u->require_signature;
-	const char *from;
-	kb_err *err = kb_upstream_resolve(r->a, u, &d->url, &from);
-	if (err || !u->keyring)
-		return err;
-	kb_run_opts ro = {0};
-	kb_oid key;
-	if ((err = kb_input_fetch(s, r, kb_recipe_input(r, u->keyring), &ro, &key)))
-		return err;
-	d->has_keyring = 1;
-	d->keyring = key.hash;
-	return NULL;
-}
-
 /* "a,b,c" -> upstreams, each resolved from its recipe */
 typedef struct {
 	kb_recipe **r;
@@ -184,7 +160,7 @@ static kb_err *load_ups(kb_store *s, const mopts *m, const char *list, int need_
 		if ((err = find_upstream(m, name, &u->r[u->n], &up)))
 			break;
 		u->n++;
-		if ((err = resolve(s, u->r[u->n - 1], up, &u->d[u->n - 1])))
+		if ((err = kb_upstream_def_of(s, u->r[u->n - 1], up, &u->d[u->n - 1])))
 			break;
 		int found = 1;
 		if (need_snapshot && !(err = kb_mirror_latest(s, up->name, &u->snap[u->n - 1], &found)) &&

@@ -164,12 +164,5 @@ int kb_rootfs_main(const char *dir, int argc, char **argv)
 	memcpy(av + 1, argv, (size_t)argc * sizeof *av);
 	kb_err *err = run(dir, argc + 1, av);
 	free(av);
-	if (fflush(stdout) != 0 && !err)
-		err = kb_errf("cannot write to standard output");
-	if (!err)
-		return 0;
-	fprintf(stderr, "kbuild: %s\n", err->msg);
-	int code = err->code;
-	kb_err_free(err);
-	return code;
+	return kb_exit_status(err);
 }
