@@ -266,6 +266,19 @@ static kb_err *check_clearsigned_shape(const kb_buf *doc)
 	return NULL;
 }
 
+/* runs a prepared verification with librnp's own log kept quiet */
+static kb_err *execute(rnp_op_verify_t op, char **signer)
+{
+	quiet q;
+	quiet_begin(&q);
+	rnp_result_t rc = rnp_op_verify_execute(op);
+	kb_err *err = judge(op, rc, signer);
+	quiet_end(&q);
+	if (!err && rc) /* librnp agrees with nothing less than a good signature */
+		err = kb_errf("the signature does not verify: %s", rnp_result_to_string(rc));
+	return err;
+}
+
 kb_err *kb_pgp_verify_clearsigned(const kb_buf *keyring, const kb_buf *doc, kb_buf *text,
 				  char **signer)
 {
@@ -284,13 +297,7 @@ kb_err *kb_pgp_verify_clearsigned(const kb_buf *keyring, const kb_buf *doc, kb_b
 	    (rc = rnp_output_to_memory(&out, 0)) || (rc = rnp_op_verify_create(&op, ffi, in, out))) {
 		err = kb_errf("librnp: %s", rnp_result_to_string(rc));
 	} else {
-		quiet q;
-		quiet_begin(&q);
-		rc = rnp_op_verify_execute(op);
-		err = judge(op, rc, signer);
-		quiet_end(&q);
-		if (!err && rc) /* librnp agrees with nothing less than a good signature */
-			err = kb_errf("the signature does not verify: %s", rnp_result_to_string(rc));
+		err = execute(op, signer);
 	}
 	if (!err) {
 		uint8_t *buf = NULL;
@@ -342,13 +349,7 @@ kb_err *kb_pgp_verify_detached(const kb_buf *keyring, const kb_buf *data, const 
 	    (rc = rnp_op_verify_detached_create(&op, ffi, din, sin))) {
 		err = kb_errf("librnp: %s", rnp_result_to_string(rc));
 	} else {
-		quiet q;
-		quiet_begin(&q);
-		rc = rnp_op_verify_execute(op);
-		err = judge(op, rc, signer);
-		quiet_end(&q);
-		if (!err && rc)
-			err = kb_errf("the signature does not verify: %s", rnp_result_to_string(rc));
+		err = execute(op, signer);
 	}
 	if (err) {
 		free(*signer);
