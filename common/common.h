@@ -38,6 +38,7 @@ void *kb_realloc(void *p, size_t n);
 char *kb_strdup(const char *s);
 char *kb_strndup(const char *s, size_t n);
 char *kb_asprintf(const char *fmt, ...) KB_PRINTF(1, 2);
+char *kb_vasprintf(const char *fmt, va_list ap) KB_PRINTF(1, 0);
 
 /* ---- command line ---- */
 struct option;

@@ -114,11 +114,7 @@ static kb_err *req_errf(const kb_url_req *r, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	int len = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	char *why = kb_malloc((size_t)len + 1);
-	va_start(ap, fmt);
-	vsnprintf(why, (size_t)len + 1, fmt, ap);
+	char *why = kb_vasprintf(fmt, ap);
 	va_end(ap);
 	kb_err *e;
 	if (r->label && strcmp(r->label, r->url))

@@ -22,11 +22,7 @@ kb_err *kb_up_errf(const kb_snap *sn, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	int len = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	char *m = kb_malloc((size_t)len + 1);
-	va_start(ap, fmt);
-	vsnprintf(m, (size_t)len + 1, fmt, ap);
+	char *m = kb_vasprintf(fmt, ap);
 	va_end(ap);
 	kb_err *e = kb_errf("upstream '%s': %s", sn->u->name, m);
 	free(m);
