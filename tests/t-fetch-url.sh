@@ -3,6 +3,7 @@
 # land in the store only when they hash right; redirects, retries, resumed
 # transfers, parallel fetches and --offline; failures leave nothing behind.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/nginx.sh" # free_port, port_up
 
 S=$KBUILD_STORE
 export KBUILD_RETRY_DELAY_MS=50
@@ -61,7 +62,6 @@ W=$(sha "$WWW/files/w.txt")
 }
 
 # ---- nginx ----
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 write_conf() {
 	local user=
@@ -101,7 +101,6 @@ EOF
 }
 
 NGX_PID=
-up() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 start_nginx() {
 	local try i
 	for try in 1 2 3; do
@@ -111,7 +110,7 @@ start_nginx() {
 		"$NGINX" -p "$N" -c "$N/nginx.conf" >>"$N/logs/stderr" 2>&1 &
 		NGX_PID=$!
 		for i in $(seq 100); do
-			if up "$HP" && up "$SP"; then
+			if port_up "$HP" && port_up "$SP"; then
 				return 0
 			fi
 			kill -0 "$NGX_PID" 2>/dev/null || break
