@@ -1,6 +1,7 @@
 /* kbuild's entry point: global options, then one part's commands. */
 #include "../store/store.h"
 #include "fetch.h"
+#include "key.h"
 #include "recipe.h"
 #include "rootfs.h"
 #include "sandbox.h"
@@ -26,10 +27,13 @@ static void usage(FILE *out)
 		"  kbuild fetch git URL COMMIT\n"
 		"  kbuild buildroot [--checkout DIR] PACKAGE...\n"
 		"  kbuild sandbox --root DIR [OPTIONS] -- CMD [ARG]...\n"
+		"  kbuild key new [--openpgp] NAME\n"
 		"  kbuild help [COMMAND ...]\n\n"
 		"Options:\n"
 		"  --store DIR   the store to use (default: $KBUILD_STORE, else\n"
 		"                $XDG_DATA_HOME/kbuild/store, else ~/.local/share/kbuild/store)\n"
+		"  --keys DIR    the key directory (default: $KBUILD_KEYS, else\n"
+		"                $XDG_CONFIG_HOME/kbuild/keys, else ~/.config/kbuild/keys)\n"
 		"  --mirror NAME=URL  where upstream NAME is (repeatable); overrides the\n"
 		"                config file and the host's apt sources\n"
 		"  -q, --quiet   only errors on stderr\n"
@@ -51,6 +55,8 @@ static int help(int argc, char **argv)
 	if (!strcmp(argv[0], "fetch") && kb_fetch_help(argc > 1 ? argv[1] : NULL, stdout))
 		return 0;
 	if (!strcmp(argv[0], "buildroot") && kb_rootfs_help(stdout))
+		return 0;
+	if (!strcmp(argv[0], "key") && kb_key_help(argc > 1 ? argv[1] : NULL, stdout))
 		return 0;
 	if (!strcmp(argv[0], "sandbox") && kb_sandbox_help(stdout))
 		return 0;
@@ -90,6 +96,13 @@ int main(int argc, char **argv)
 				kb_err_free(err);
 				return 2;
 			}
+		} else if (!strcmp(a, "--keys") || !strncmp(a, "--keys=", 7)) {
+			const char *d = a[6] == '=' ? a + 7 : i + 1 < argc ? argv[++i] : NULL;
+			if (!d || !*d) {
+				fprintf(stderr, "kbuild: option '--keys' needs a directory\n");
+				return 2;
+			}
+			kb_key_set_dir(d);
 		} else if (!strcmp(a, "--store") || !strncmp(a, "--store=", 8)) {
 			if (a[7] == '=')
 				store = a + 8;
@@ -117,6 +130,8 @@ int main(int argc, char **argv)
 		return help(argc - i - 1, argv + i + 1);
 	if (!strcmp(cmd, "sandbox"))
 		return kb_sandbox_main(argc - i - 1, argv + i + 1);
+	if (!strcmp(cmd, "key"))
+		return kb_key_main(argc - i - 1, argv + i + 1);
 	if (!strcmp(cmd, "lock") || !strcmp(cmd, "recipe") || !strcmp(cmd, "upstreams")) {
 		char *dir = store ? kb_strdup(store) : kb_store_default_path();
 		int rc = kb_recipe_main(cmd, dir, argc - i - 1, argv + i + 1);

@@ -66,6 +66,22 @@ KB_MUST kb_err *kb_pgp_verify_clearsigned(const kb_buf *keyring, const kb_buf *d
 KB_MUST kb_err *kb_pgp_verify_detached(const kb_buf *keyring, const kb_buf *data,
 				       const kb_buf *sig, char **signer);
 
+/* ---- OpenPGP keys and signatures (pgp_sign.c, with librnp) ----
+ * Signatures are byte-reproducible: RSA, SHA-256, and the creation time
+ * given (SOURCE_DATE_EPOCH), never the clock. */
+typedef enum {
+	KB_PGP_DETACHED,       /* binary signature packet(s): RPM headers */
+	KB_PGP_DETACHED_ARMOR, /* ASCII-armored: Release.gpg, repomd.xml.asc */
+	KB_PGP_CLEARSIGN       /* InRelease */
+} kb_pgp_mode;
+
+/* A new RSA signing key for userid; *sec gets the transferable secret key,
+ * *pub the public key, both ASCII-armored. */
+KB_MUST kb_err *kb_pgp_keygen(const char *userid, kb_buf *sec, kb_buf *pub);
+/* Signs data with the secret key in sec (armored or binary). */
+KB_MUST kb_err *kb_pgp_sign(const kb_buf *sec, const void *data, size_t len, int64_t created,
+			    kb_pgp_mode mode, kb_buf *out);
+
 /* ---- upstreams and snapshots (apt.c, rpmmd.c, sync.c) ---- */
 typedef struct {
 	const char *name;
