@@ -27,6 +27,24 @@ static const char *label(kb_arena *a, const kb_input *in)
 
 static int same(const char *a, const char *b) { return a && b && !strcmp(a, b); }
 
+/* a list as one lock value: the items, space-separated */
+static const char *joined(kb_arena *a, const char *const *v, size_t n)
+{
+	kb_buf b = {0};
+	for (size_t i = 0; i < n; i++)
+		kb_buf_addf(&b, "%s%s", i ? " " : "", v[i]);
+	const char *s = kb_arena_strndup(a, b.p ? b.p : "", b.len);
+	kb_buf_free(&b);
+	return s;
+}
+
+/* the lock entries of a buildroot's packages are "package ROOT/NAME" */
+static int is_child(const kb_lock_entry *e, const char *root)
+{
+	size_t n = strlen(root);
+	return !strcmp(e->kind, "package") && !strncmp(e->name, root, n) && e->name[n] == '/';
+}
+
 /* NULL if the lock entry was written for exactly this definition */
 static const char *mismatch(kb_arena *a, const kb_input *in, const kb_lock_entry *e)
 {
@@ -64,6 +82,12 @@ static const char *mismatch(kb_arena *a, const kb_input *in, const kb_lock_entry
 		    (in->version && !same(kb_lock_get(e, "version"), in->version)))
 			return "its upstream, name, arch or version differs from the lock";
 		return NULL;
+	case KB_IN_BUILDROOT:
+		if (!same(kb_lock_get(e, "upstreams"), joined(a, in->upstreams, in->nupstreams)) ||
+		    !same(kb_lock_get(e, "packages"), joined(a, in->pkgs, in->npkgs)) ||
+		    !same(kb_lock_get(e, "essential"), in->essential ? "true" : "false"))
+			return "its upstreams, packages or essential differ from the lock";
+		return NULL;
 	}
 	return "unknown kind";
 }
@@ -100,9 +124,26 @@ kb_err *kb_lock_check(const kb_recipe *r, const kb_lock *l)
 		if (!strcmp(e->kind, "source")) {
 			for (size_t j = 0; j < r->nsrcs; j++)
 				known |= !strcmp(r->srcs[j].path, e->name);
+		} else if (strchr(e->name, '/')) {
+			char *root = kb_strndup(e->name, (size_t)(strchr(e->name, '/') - e->name));
+			const kb_input *in = kb_recipe_input(r, root);
+			known = in && in->kind == KB_IN_BUILDROOT && !strcmp(e->kind, "package");
+			free(root);
 		} else {
 			const kb_input *in = kb_recipe_input(r, e->name);
 			known = in && !strcmp(kb_inkind_name(in->kind), e->kind);
+			if (known && in->kind == KB_IN_BUILDROOT) {
+				size_t nchild = 0;
+				for (size_t j = 0; j < l->n; j++)
+					nchild += is_child(&l->e[j], in->name);
+				const char *count = kb_lock_get(e, "count");
+				if (!count || strtoull(count, NULL, 10) != nchild) {
+					kb_buf_addf(&why, "\n  %s:%d: buildroot '%s' locks %s packages but "
+						    "the lock lists %zu", l->path, e->line, e->name,
+						    count ? count : "no count of", nchild);
+					problems++;
+				}
+			}
 		}
 		if (!known) {
 			kb_buf_addf(&why, "\n  %s:%d: %s '%s' is no longer in the recipe", l->path,
@@ -166,6 +207,10 @@ typedef struct {
 	/* packages */
 	const char *version, *arch, *path;
 	kb_hash metadata; /* the snapshot they were resolved from */
+	/* buildroots: the closure, and each package's upstream snapshot */
+	kb_pkg *pkgs;
+	kb_hash *pkgmeta;
+	size_t npkgs;
 } resolved;
 
 static kb_err *upstream_url(const kb_recipe *r, const char *name, kb_arena *a, const char **url)
@@ -175,12 +220,82 @@ static kb_err *upstream_url(const kb_recipe *r, const char *name, kb_arena *a, c
 	return kb_upstream_resolve(a, u, url, &from);
 }
 
-/* Package inputs without a lock: one sync and one solve per upstream, then
- * each package as that solve chose it. */
+/* each upstream synced (or, offline, its latest snapshot) once per run */
+typedef struct {
+	kb_upstream_def d;
+	kb_hash snap;
+	int have;
+} upsnap;
+
+static kb_err *snapshot_of(kb_store *s, const kb_recipe *r, const kb_fetch_opts *fo,
+			   upsnap *cache, const char *name, upsnap **out)
+{
+	const kb_upstream *u = kb_recipe_upstream(r, name);
+	upsnap *c = &cache[u - r->up];
+	*out = c;
+	if (c->have)
+		return NULL;
+	kb_err *err = kb_upstream_def_of(s, r, u, &c->d);
+	int found = 1;
+	char *ref = NULL;
+	if (!err && fo->offline) {
+		if (!(err = kb_mirror_latest(s, u->name, &c->snap, &found)) && !found)
+			err = kb_errf("upstream '%s' has no snapshot in the store and the network "
+				      "is off (--offline)", u->name);
+	} else if (!err) {
+		err = kb_mirror_sync(s, &c->d, fo, &c->snap, &ref);
+		free(ref);
+	}
+	c->have = !err;
+	return err;
+}
+
+/* A buildroot's closure over its upstreams (one pool), downloaded. */
+static kb_err *resolve_buildroot(kb_store *s, const kb_recipe *r, const kb_fetch_opts *fo,
+				 upsnap *cache, kb_arena *a, const kb_input *in, resolved *res)
+{
+	kb_upstream_def *defs = kb_arena_alloc(a, in->nupstreams * sizeof *defs);
+	kb_hash *snaps = kb_arena_alloc(a, in->nupstreams * sizeof *snaps);
+	kb_err *err = NULL;
+	for (size_t k = 0; !err && k < in->nupstreams; k++) {
+		upsnap *u;
+		if (!(err = snapshot_of(s, r, fo, cache, in->upstreams[k], &u))) {
+			defs[k] = u->d;
+			snaps[k] = u->snap;
+		}
+	}
+	kb_closure_opts co = {.essential = in->essential && !strcmp(defs[0].type, "apt")};
+	if (!err)
+		err = kb_mirror_closure(s, defs, snaps, in->nupstreams, in->pkgs, in->npkgs, &co, a,
+					&res->pkgs, &res->npkgs);
+	for (size_t i = 1; !err && i < res->npkgs; i++)
+		if (!strcmp(res->pkgs[i].name, res->pkgs[i - 1].name))
+			err = kb_errf("the closure holds %s twice (%s and %s); a build root has one "
+				      "architecture", res->pkgs[i].name, res->pkgs[i - 1].arch,
+				      res->pkgs[i].arch);
+	if (!err) {
+		res->pkgmeta = kb_arena_alloc(a, (res->npkgs + 1) * sizeof *res->pkgmeta);
+		for (size_t i = 0; i < res->npkgs; i++)
+			for (size_t k = 0; k < in->nupstreams; k++)
+				if (!strcmp(res->pkgs[i].upstream, defs[k].name))
+					res->pkgmeta[i] = snaps[k];
+		kb_info("buildroot %s: %zu packages", in->name, res->npkgs);
+		err = kb_mirror_download(s, defs, in->nupstreams, res->pkgs, res->npkgs, fo);
+	}
+	return err ? kb_err_wrap(err, "buildroot '%s' (%s:%d:%d)", in->name, in->pos.file,
+				 in->pos.line, in->pos.col)
+		   : NULL;
+}
+
+/* Package inputs and buildroots without a lock: one sync per upstream,
+ * one solve per upstream for package inputs (each package as that solve
+ * chose it) and one per buildroot. */
 static kb_err *resolve_packages(kb_store *s, const kb_recipe *r, const kb_fetch_opts *fo,
 				kb_arena *a, resolved *res)
 {
 	kb_err *err = NULL;
+	upsnap *cache = kb_arena_alloc(a, (r->nup + 1) * sizeof *cache);
+	memset(cache, 0, (r->nup + 1) * sizeof *cache);
 	for (size_t ui = 0; !err && ui < r->nup; ui++) {
 		const kb_upstream *u = &r->up[ui];
 		const char **want = kb_arena_alloc(a, (r->nin + 1) * sizeof *want);
@@ -190,25 +305,13 @@ static kb_err *resolve_packages(kb_store *s, const kb_recipe *r, const kb_fetch_
 				want[nwant++] = r->in[i].pkgname;
 		if (!nwant)
 			continue;
-		kb_upstream_def d;
-		kb_hash snap;
-		char *ref = NULL;
-		int found = 1;
-		if ((err = kb_upstream_def_of(s, r, u, &d)))
+		upsnap *us;
+		if ((err = snapshot_of(s, r, fo, cache, u->name, &us)))
 			break;
-		if (fo->offline) {
-			if (!(err = kb_mirror_latest(s, u->name, &snap, &found)) && !found)
-				err = kb_errf("upstream '%s' has no snapshot in the store and the network "
-					      "is off (--offline)", u->name);
-		} else {
-			err = kb_mirror_sync(s, &d, fo, &snap, &ref);
-			free(ref);
-		}
 		kb_pkg *p = NULL;
 		size_t np = 0;
-		kb_closure_opts co = {0, NULL};
-		if (!err)
-			err = kb_mirror_closure(s, &d, &snap, 1, want, nwant, &co, a, &p, &np);
+		kb_closure_opts co = {0};
+		err = kb_mirror_closure(s, &us->d, &us->snap, 1, want, nwant, &co, a, &p, &np);
 		kb_pkg *chosen = kb_arena_alloc(a, (r->nin + 1) * sizeof *chosen);
 		size_t nchosen = 0;
 		for (size_t i = 0; !err && i < r->nin; i++) {
@@ -230,16 +333,18 @@ static kb_err *resolve_packages(kb_store *s, const kb_recipe *r, const kb_fetch_
 			else {
 				res[i] = (resolved){.oid = {KB_BLOB, hit->sha256}, .size = hit->size,
 						    .version = hit->version, .arch = hit->arch,
-						    .path = hit->path, .metadata = snap};
+						    .path = hit->path, .metadata = us->snap};
 				chosen[nchosen++] = *hit;
 			}
 		}
 		if (!err)
-			err = kb_mirror_download(s, &d, 1, chosen, nchosen, fo);
+			err = kb_mirror_download(s, &us->d, 1, chosen, nchosen, fo);
 	}
+	for (size_t i = 0; !err && i < r->nin; i++)
+		if (r->in[i].kind == KB_IN_BUILDROOT)
+			err = resolve_buildroot(s, r, fo, cache, a, &r->in[i], &res[i]);
 	return err;
 }
-
 
 /* a file or key of the repository, staged in t (one transaction for all of
  * a recipe's local inputs) */
@@ -259,6 +364,26 @@ static kb_err *add_local(kb_txn *t, kb_arena *a, const kb_input *in, resolved *o
 		err = kb_txn_add_path(t, in->abspath, &out->oid);
 	}
 	return err ? kb_err_wrap(err, "%s", lab) : NULL;
+}
+
+/* the request for a package as the lock pins it */
+static kb_err *locked_pkg(const kb_recipe *r, const kb_lock *l, const kb_lock_entry *e,
+			  const char *upstream, const char *lab, kb_arena *a, kb_url_req *req)
+{
+	const char *url, *path = kb_lock_get(e, "path"), *hash = kb_lock_get(e, "sha256");
+	const char *size = kb_lock_get(e, "size");
+	if (!path || !hash || !size || !upstream || !kb_recipe_upstream(r, upstream) ||
+	    kb_hash_parse(hash, strlen(hash), &req->sha256))
+		return kb_errf("%s: %s:%d lacks its upstream, path, size or sha256; run 'kbuild lock "
+			       "%s'", lab, l->path, e->line, r->name);
+	kb_err *err = upstream_url(r, upstream, a, &url);
+	if (err)
+		return err;
+	req->url = kb_arena_printf(a, "%s/%s", url, path);
+	req->size = strtoull(size, NULL, 10);
+	req->has_size = 1;
+	req->label = lab;
+	return NULL;
 }
 
 /* Brings every input into the store. With a lock, remote inputs are taken
@@ -297,8 +422,11 @@ static kb_err *materialize_all(kb_store *s, const kb_recipe *r, const kb_lock *l
 			       const kb_fetch_opts *fo, kb_arena *a, resolved *res, kb_buf *why,
 			       size_t *nfail)
 {
-	kb_url_req *urls = kb_arena_alloc(a, (r->nin + 1) * sizeof *urls);
-	size_t *urlidx = kb_arena_alloc(a, (r->nin + 1) * sizeof *urlidx), nurl = 0;
+	/* a buildroot's packages are requests of their own */
+	size_t maxreq = r->nin + (l ? l->n : 0) + 1;
+	kb_url_req *urls = kb_arena_alloc(a, maxreq * sizeof *urls);
+	memset(urls, 0, maxreq * sizeof *urls);
+	size_t *urlidx = kb_arena_alloc(a, maxreq * sizeof *urlidx), nurl = 0;
 	kb_oid *local = kb_arena_alloc(a, (r->nin + 1) * sizeof *local);
 	size_t nlocal = 0, local_failed = 0;
 	kb_txn *t = NULL;
@@ -352,27 +480,27 @@ static kb_err *materialize_all(kb_store *s, const kb_recipe *r, const kb_lock *l
 					      in->path, r->name);
 			break;
 		}
-		case KB_IN_PACKAGE: {
-			const char *url, *path = e ? kb_lock_get(e, "path") : NULL;
-			const char *hash = e ? kb_lock_get(e, "sha256") : NULL;
-			const char *size = e ? kb_lock_get(e, "size") : NULL;
+		case KB_IN_PACKAGE:
 			if (!e)
 				break; /* resolved below, all of an upstream at once */
-			if (!path || !hash || !size ||
-			    kb_hash_parse(hash, strlen(hash), &urls[nurl].sha256)) {
-				err = kb_errf("%s: %s lacks its path, size or sha256; run 'kbuild lock %s'",
-					      label(a, in), l->path, r->name);
-				break;
-			}
-			if ((err = upstream_url(r, in->upstream, a, &url)))
-				break;
-			urls[nurl].url = kb_arena_printf(a, "%s/%s", url, path);
-			urls[nurl].size = strtoull(size, NULL, 10);
-			urls[nurl].has_size = 1;
-			urls[nurl].label = label(a, in);
-			urlidx[nurl++] = i;
+			if (!(err = locked_pkg(r, l, e, in->upstream, label(a, in), a, &urls[nurl])))
+				urlidx[nurl++] = i;
 			break;
-		}
+		case KB_IN_BUILDROOT:
+			for (size_t k = 0; e && k < l->n; k++) {
+				const kb_lock_entry *c = &l->e[k];
+				if (!is_child(c, in->name))
+					continue;
+				const char *lab = kb_arena_printf(a, "%s: package %s", label(a, in),
+								  c->name + strlen(in->name) + 1);
+				kb_err *perr = locked_pkg(r, l, c, kb_lock_get(c, "upstream"), lab, a,
+							  &urls[nurl]);
+				if (perr)
+					note(why, nfail, perr);
+				else
+					urlidx[nurl++] = i;
+			}
+			break;
 		}
 	}
 	if (err)
@@ -396,13 +524,15 @@ static kb_err *materialize_all(kb_store *s, const kb_recipe *r, const kb_lock *l
 	}
 	for (size_t j = 0; j < nurl; j++) {
 		size_t i = urlidx[j];
-		res[i].oid = (kb_oid){KB_BLOB, urls[j].sha256};
-		if (r->in[i].kind != KB_IN_PACKAGE) /* a package's size is the lock's */
-			res[i].size = urls[j].got_size;
 		if (urls[j].err) {
 			note(why, nfail, urls[j].err);
 			urls[j].err = NULL;
 		}
+		if (r->in[i].kind == KB_IN_BUILDROOT)
+			continue;
+		res[i].oid = (kb_oid){KB_BLOB, urls[j].sha256};
+		if (r->in[i].kind != KB_IN_PACKAGE) /* a package's size is the lock's */
+			res[i].size = urls[j].got_size;
 	}
 	for (size_t j = 0; !err && !*nfail && j < nurl; j++) {
 		const kb_input *in = &r->in[urlidx[j]];
@@ -430,6 +560,18 @@ static void fetch_opts(const kb_run_opts *o, kb_fetch_opts *fo)
 	fo->offline = o->offline;
 	if (o->jobs)
 		fo->jobs = o->jobs;
+}
+
+/* 1 if old has no entry like e, key for key */
+static int pins_moved(const kb_lock *old, const kb_lock_entry *e)
+{
+	const kb_lock_entry *oe = kb_lock_find(old, e->kind, e->name);
+	if (!oe || oe->nkv != e->nkv)
+		return 1;
+	for (size_t k = 0; k < e->nkv; k++)
+		if (!same(kb_lock_get(oe, e->kv[k].key), e->kv[k].value))
+			return 1;
+	return 0;
 }
 
 kb_err *kb_lock_update(kb_store *s, const kb_recipe *r, const kb_run_opts *o, size_t *changed)
@@ -504,18 +646,34 @@ kb_err *kb_lock_update(kb_store *s, const kb_recipe *r, const kb_run_opts *o, si
 			kv(a, e, &kc, "sha256", h);
 			kv(a, e, &kc, "metadata", hex_of(a, &res[i].metadata));
 			break;
+		case KB_IN_BUILDROOT:
+			kv(a, e, &kc, "upstreams", joined(a, in->upstreams, in->nupstreams));
+			kv(a, e, &kc, "packages", joined(a, in->pkgs, in->npkgs));
+			kv(a, e, &kc, "essential", in->essential ? "true" : "false");
+			kv(a, e, &kc, "count", kb_arena_printf(a, "%zu", res[i].npkgs));
+			break;
 		}
-		if (mismatch(a, in, kb_lock_find(old, e->kind, e->name)))
-			(*changed)++;
-		else {
-			/* same definition: did what it pins move? */
-			const kb_lock_entry *oe = kb_lock_find(old, e->kind, e->name);
-			for (size_t k = 0; k < e->nkv; k++)
-				if (!same(kb_lock_get(oe, e->kv[k].key), e->kv[k].value)) {
-					(*changed)++;
-					break;
-				}
+		int moved = mismatch(a, in, kb_lock_find(old, e->kind, e->name)) != NULL;
+		/* same definition: did what it pins move? */
+		moved = moved || pins_moved(old, e);
+		for (size_t k = 0; in->kind == KB_IN_BUILDROOT && k < res[i].npkgs; k++) {
+			const kb_pkg *p = &res[i].pkgs[k];
+			l.e = kb_arena_grow(a, l.e, l.n, &cap, sizeof *l.e);
+			kb_lock_entry *c = &l.e[l.n++];
+			size_t cc = 0;
+			*c = (kb_lock_entry){"package", kb_arena_printf(a, "%s/%s", in->name, p->name),
+					     NULL, 0, 0};
+			kv(a, c, &cc, "upstream", p->upstream);
+			kv(a, c, &cc, "name", p->name);
+			kv(a, c, &cc, "version", p->version);
+			kv(a, c, &cc, "arch", p->arch);
+			kv(a, c, &cc, "path", p->path);
+			kv(a, c, &cc, "size", kb_arena_printf(a, "%llu", (unsigned long long)p->size));
+			kv(a, c, &cc, "sha256", hex_of(a, &p->sha256));
+			kv(a, c, &cc, "metadata", hex_of(a, &res[i].pkgmeta[k]));
+			moved = moved || pins_moved(old, c);
 		}
+		*changed += moved;
 	}
 	if (!err)
 		err = kb_lock_write(&l);
@@ -526,44 +684,109 @@ kb_err *kb_lock_update(kb_store *s, const kb_recipe *r, const kb_run_opts *o, si
 
 /* ---- actions ---- */
 
+static void entry_def(kb_buf *def, const kb_lock_entry *e)
+{
+	kb_buf_addf(def, "input %s %s\n", e->kind, e->name);
+	for (size_t k = 0; k < e->nkv; k++)
+		kb_buf_addf(def, "%s %s\n", e->kv[k].key, e->kv[k].value);
+}
+
+static void quoted(kb_buf *def, const char *what, const char *v)
+{
+	char *q = kb_quote(v, strlen(v));
+	kb_buf_addf(def, "%s %s\n", what, q);
+	free(q);
+}
+
+/* what a step is, apart from what it reads: also part of its run key */
+void kb_step_def(const kb_step *st, kb_buf *def)
+{
+	kb_buf_addf(def, "step %s\nepoch %lld\n", st->name, (long long)st->epoch);
+	for (size_t i = 0; i < st->argc; i++)
+		quoted(def, "arg", st->argv[i]);
+	for (size_t i = 0; i < st->nenv; i++)
+		quoted(def, "env", st->env[i]);
+}
+
+static const kb_action *find_action(const kb_action *v, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(v[i].name, name))
+			return &v[i];
+	return NULL;
+}
+
 kb_err *kb_eval(const kb_recipe *r, const kb_lock *l, kb_arena *a, kb_action **out, size_t *n)
 {
-	kb_action *v = kb_arena_alloc(a, (r->nin + 1) * sizeof *v);
+	size_t nact = r->nin + r->nsteps;
+	kb_action *v = kb_arena_alloc(a, (nact + 1) * sizeof *v);
+	memset(v, 0, (nact + 1) * sizeof *v);
 	kb_buf top = {0};
 	kb_buf_addf(&top, "recipe %s\n", r->name);
+	char hex[KB_HEX_LEN + 1];
 	for (size_t i = 0; i < r->nin; i++) {
 		const kb_input *in = &r->in[i];
 		const kb_lock_entry *e = kb_lock_find(l, kb_inkind_name(in->kind), in->name);
 		kb_buf def = {0};
-		kb_buf_addf(&def, "input %s %s\n", e->kind, e->name);
-		for (size_t k = 0; k < e->nkv; k++)
-			kb_buf_addf(&def, "%s %s\n", e->kv[k].key, e->kv[k].value);
+		entry_def(&def, e);
 		kb_action *x = &v[i];
-		x->kind = "input";
+		x->kind = in->kind == KB_IN_BUILDROOT ? "buildroot" : "input";
 		x->name = in->name;
+		if (in->kind == KB_IN_BUILDROOT) {
+			/* the root is made when a step needs it; its packages are what it is */
+			for (size_t k = 0; k < l->n; k++)
+				if (is_child(&l->e[k], in->name))
+					entry_def(&def, &l->e[k]);
+			x->result.type = KB_TREE;
+			x->pending = 1;
+		} else {
+			const char *h = kb_lock_get(e, in->kind == KB_IN_GIT ? "tree" : "sha256");
+			const char *type = kb_lock_get(e, "type");
+			x->result.type = in->kind == KB_IN_GIT || same(type, "tree") ? KB_TREE : KB_BLOB;
+			if (!h || kb_hash_parse(h, strlen(h), &x->result.hash)) {
+				kb_buf_free(&def);
+				kb_buf_free(&top);
+				return kb_errf("%s:%d: input '%s' has no valid hash; run 'kbuild lock %s'",
+					       l->path, e->line, in->name, r->name);
+			}
+		}
 		x->def = kb_arena_strndup(a, def.p, def.len);
 		kb_sha256(def.p, def.len, &x->key);
 		kb_buf_free(&def);
-		const char *h = kb_lock_get(e, in->kind == KB_IN_GIT ? "tree" : "sha256");
-		const char *type = kb_lock_get(e, "type");
-		x->result.type = in->kind == KB_IN_GIT || same(type, "tree") ? KB_TREE : KB_BLOB;
-		if (!h || kb_hash_parse(h, strlen(h), &x->result.hash)) {
-			kb_buf_free(&top);
-			return kb_errf("%s:%d: input '%s' has no valid hash; run 'kbuild lock %s'",
-				       l->path, e->line, in->name, r->name);
-		}
-		char hex[KB_HEX_LEN + 1];
 		kb_hash_hex(&x->key, hex);
 		kb_buf_addf(&top, "%s %s\n", in->name, hex);
 	}
-	kb_action *t = &v[r->nin];
+	/* steps are in dependency order: what one reads has its key already */
+	for (size_t i = 0; i < r->nsteps; i++) {
+		const kb_step *st = &r->steps[i];
+		kb_action *x = &v[r->nin + i];
+		kb_buf def = {0};
+		kb_step_def(st, &def);
+		kb_hash_hex(&find_action(v, r->nin + i, st->root)->key, hex);
+		kb_buf_addf(&def, "root %s %s\n", st->root, hex);
+		for (size_t k = 0; k < st->ninputs; k++) {
+			kb_hash_hex(&find_action(v, r->nin + i, st->inputs[k])->key, hex);
+			kb_buf_addf(&def, "read %s %s\n", st->inputs[k], hex);
+		}
+		x->kind = "step";
+		x->name = st->name;
+		x->step = st;
+		x->def = kb_arena_strndup(a, def.p, def.len);
+		kb_sha256(def.p, def.len, &x->key);
+		kb_buf_free(&def);
+		x->result.type = KB_TREE;
+		x->pending = 1;
+		kb_hash_hex(&x->key, hex);
+		kb_buf_addf(&top, "%s %s\n", st->name, hex);
+	}
+	kb_action *t = &v[nact];
 	t->kind = "recipe";
 	t->name = r->name;
 	t->def = kb_arena_strndup(a, top.p, top.len);
 	kb_sha256(top.p, top.len, &t->key);
 	kb_buf_free(&top);
 	*out = v;
-	*n = r->nin + 1;
+	*n = nact + 1;
 	return NULL;
 }
 

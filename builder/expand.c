@@ -56,12 +56,13 @@ typedef struct {
 	size_t nt;
 	const char *stack[MAX_INCLUDE_DEPTH + 1]; /* absolute paths being included */
 	size_t depth, use_depth, uses;
-	kb_hset *names; /* input names -> index + 1 */
+	kb_hset *names; /* input and step names -> (index + 1) << 1 | is_step */
+	size_t step_cap;
 } ctx;
 
 const char *kb_inkind_name(kb_inkind k)
 {
-	static const char *const n[] = {"url", "git", "file", "key", "package"};
+	static const char *const n[] = {"url", "git", "file", "key", "package", "buildroot"};
 	return n[k];
 }
 
@@ -177,8 +178,27 @@ static const keyspec upstream_keys[] = {
 	{"require_signature", KB_V_BOOL, 0, "true"},
 	{0}};
 
+static const keyspec buildroot_keys[] = {
+	{"upstreams", KB_V_LIST, 1, "[\"bookworm\", \"bookworm-security\"]"},
+	{"packages", KB_V_LIST, 1, "[\"build-essential\"]"},
+	{"essential", KB_V_BOOL, 0, "true"},
+	{0}};
+static const keyspec step_keys[] = {
+	{"root", KB_V_STR, 1, "\"<a buildroot>\""},
+	{"inputs", KB_V_LIST, 0, "[\"src\", \"<another step>\"]"},
+	{"command", KB_V_LIST, 0, "[\"make\", \"-C\", \"/inputs/src\"]"},
+	{"script", KB_V_STR, 0, "\"make -C /inputs/src && cp hello /out/\""},
+	{"env", KB_V_LIST, 0, "[\"CFLAGS=-O2\"]"},
+	{"source_date_epoch", KB_V_NUM, 1, "1700000000"},
+	{"timeout", KB_V_NUM, 0, "3600"},
+	{"max_output", KB_V_NUM, 0, "4294967296"},
+	{0}};
+
+#define STEP_TIMEOUT 3600
+#define STEP_MAX_OUTPUT (16ull << 30)
+
 static const char *const block_kinds[] = {"upstream", "url",	  "git", "file", "key",
-					  "package",  "template", "use", NULL};
+					  "package",  "buildroot", "step", "template", "use", NULL};
 
 static size_t edit_distance(const char *a, const char *b)
 {
@@ -255,6 +275,12 @@ static kb_err *check_block(ctx *c, const scope *sc, const kb_node *b, const char
 		kb_err *err = eval(c, sc, k->val, &at->v[j]);
 		if (err)
 			return err;
+		if (keys[j].type == KB_V_NUM && at->v[j].type == KB_V_STR && *at->v[j].s &&
+		    strlen(at->v[j].s) <= 18 && strspn(at->v[j].s, "0123456789") == strlen(at->v[j].s)) {
+			/* a number through a variable: "${epoch}" */
+			at->v[j].num = strtoll(at->v[j].s, NULL, 10);
+			at->v[j].type = KB_V_NUM;
+		}
 		if (at->v[j].type != keys[j].type)
 			return kb_pos_err(k->val->pos, "'%s' takes %s, like %s = %s", k->word,
 					  type_word(keys[j].type), k->word, keys[j].example);
@@ -319,11 +345,27 @@ static kb_err *repo_path(ctx *c, const char *path, kb_pos pos, const char *based
 	return NULL;
 }
 
+/* inputs and steps share one name space: a step names either */
+static kb_err *claim_name(ctx *c, const kb_node *b, const char *name, void ***slot)
+{
+	kb_hash key;
+	kb_sha256(name, strlen(name), &key);
+	*slot = kb_hset_slot(c->names, &key);
+	if (!**slot)
+		return NULL;
+	uintptr_t v = (uintptr_t)**slot;
+	kb_pos o = v & 1 ? c->r->steps[(v >> 1) - 1].pos : c->r->in[(v >> 1) - 1].pos;
+	return kb_pos_err(b->pos, "'%s' is already defined at %s:%d:%d; give this one another name",
+			  name, o.file, o.line, o.col);
+}
+
+static const char **strlist(ctx *c, const attrs *at, int j, size_t *n);
+
 static kb_err *add_input(ctx *c, const scope *sc, const kb_node *b, const char *name,
 			 kb_inkind kind, const char *basedir)
 {
 	static const keyspec *const specs[] = {url_keys, git_keys, file_keys, key_keys,
-					       package_keys};
+					       package_keys, buildroot_keys};
 	const char *what = kb_arena_printf(c->a, "%s input '%s'", kb_inkind_name(kind), name);
 	attrs at;
 	kb_err *err = check_block(c, sc, b, what, specs[kind], &at);
@@ -381,23 +423,86 @@ static kb_err *add_input(ctx *c, const scope *sc, const kb_node *b, const char *
 		in.arch = str_at(&at, 2);
 		in.version = str_at(&at, 3);
 		break;
+	case KB_IN_BUILDROOT:
+		in.upstreams = strlist(c, &at, 0, &in.nupstreams);
+		in.pkgs = strlist(c, &at, 1, &in.npkgs);
+		in.essential = at.set[2] ? (int)at.v[2].num : 1;
+		if (!in.nupstreams || !in.npkgs)
+			return kb_pos_err(b->pos, "%s needs at least one upstream and one package", what);
+		for (size_t i = 0; i < in.npkgs; i++)
+			if (!*in.pkgs[i] || strpbrk(in.pkgs[i], " \t/"))
+				return kb_pos_err(at.v[1].items[i].pos, "'%s' is not a package name",
+						  in.pkgs[i]);
+		break;
 	}
 	if (in.path && (err = repo_path(c, in.path, at.pos[0], basedir, &in.abspath)))
 		return err;
-	kb_hash key;
-	kb_sha256(name, strlen(name), &key);
-	void **slot = kb_hset_slot(c->names, &key);
-	if (*slot) {
-		const kb_input *o = &c->r->in[(uintptr_t)*slot - 1];
-		return kb_pos_err(b->pos, "an input named '%s' is already defined at %s:%d:%d; "
-					  "give this one another name",
-				  name, o->pos.file, o->pos.line, o->pos.col);
-	}
+	void **slot;
+	if ((err = claim_name(c, b, name, &slot)))
+		return err;
 	if (c->r->nin == MAX_INPUTS)
 		return kb_pos_err(b->pos, "more than %d inputs", MAX_INPUTS);
-	*slot = (void *)(uintptr_t)(c->r->nin + 1);
+	*slot = (void *)(uintptr_t)((c->r->nin + 1) << 1);
 	c->r->in = kb_arena_grow(c->a, c->r->in, c->r->nin, &c->in_cap, sizeof *c->r->in);
 	c->r->in[c->r->nin++] = in;
+	return NULL;
+}
+
+static kb_err *add_step(ctx *c, const scope *sc, const kb_node *b, const char *name)
+{
+	const char *what = kb_arena_printf(c->a, "step '%s'", name);
+	attrs at;
+	kb_err *err = check_block(c, sc, b, what, step_keys, &at);
+	if (err)
+		return err;
+	kb_step st = {.name = name, .pos = b->pos, .root = at.v[0].s, .root_pos = at.v[0].pos,
+		      .epoch = at.v[5].num,
+		      .timeout_s = at.set[6] ? (long)at.v[6].num : STEP_TIMEOUT,
+		      .max_output = at.set[7] ? (uint64_t)at.v[7].num : STEP_MAX_OUTPUT};
+	st.inputs = strlist(c, &at, 1, &st.ninputs);
+	st.input_pos = kb_arena_alloc(c->a, (st.ninputs + 1) * sizeof *st.input_pos);
+	for (size_t i = 0; i < st.ninputs; i++) {
+		st.input_pos[i] = at.v[1].items[i].pos;
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(st.inputs[i], st.inputs[j]))
+				return kb_pos_err(st.input_pos[i], "%s names input '%s' twice", what,
+						  st.inputs[i]);
+	}
+	if (at.set[2] == at.set[3])
+		return kb_pos_err(b->pos, "%s needs either command = [\"prog\", \"arg\"] or script = "
+					  "\"shell commands\" (not both)", what);
+	if (at.set[2]) {
+		size_t n;
+		const char **l = strlist(c, &at, 2, &n);
+		if (!n || !*l[0])
+			return kb_pos_err(at.v[2].pos, "%s: command needs at least the program", what);
+		st.argv = kb_arena_alloc(c->a, (n + 1) * sizeof *st.argv);
+		memcpy(st.argv, l, n * sizeof *l);
+		st.argc = n;
+	} else {
+		/* -e: a failing command fails the step; -u: so does a typo'd variable */
+		st.argv = kb_arena_alloc(c->a, 4 * sizeof *st.argv);
+		st.argv[0] = "/bin/sh";
+		st.argv[1] = "-euc";
+		st.argv[2] = at.v[3].s;
+		st.argc = 3;
+	}
+	st.env = strlist(c, &at, 4, &st.nenv);
+	for (size_t i = 0; i < st.nenv; i++) {
+		const char *eq = strchr(st.env[i], '=');
+		if (!eq || eq == st.env[i])
+			return kb_pos_err(at.v[4].items[i].pos, "%s: env entries are \"NAME=value\", "
+								"not '%s'", what, st.env[i]);
+	}
+	if (st.epoch < 0 || st.timeout_s <= 0)
+		return kb_pos_err(b->pos, "%s: source_date_epoch must be >= 0 and timeout > 0", what);
+	void **slot;
+	if ((err = claim_name(c, b, name, &slot)))
+		return err;
+	*slot = (void *)(uintptr_t)(((c->r->nsteps + 1) << 1) | 1);
+	c->r->steps = kb_arena_grow(c->a, c->r->steps, c->r->nsteps, &c->step_cap,
+				    sizeof *c->r->steps);
+	c->r->steps[c->r->nsteps++] = st;
 	return NULL;
 }
 
@@ -583,15 +688,19 @@ static kb_err *items(ctx *c, scope *sc, const kb_node *it, size_t n, int topleve
 			} else if (!strcmp(x->word, "upstream")) {
 				if (!(err = label_of(c, sc, x, &name)))
 					err = add_upstream(c, sc, x, name);
+			} else if (!strcmp(x->word, "step")) {
+				if (!(err = label_of(c, sc, x, &name)))
+					err = add_step(c, sc, x, name);
 			} else {
-				static const char *const kinds[] = {"url", "git", "file", "key", "package"};
+				static const char *const kinds[] = {"url",     "git",	   "file",
+								    "key",     "package", "buildroot"};
 				size_t k = 0;
-				while (k < 5 && strcmp(kinds[k], x->word))
+				while (k < 6 && strcmp(kinds[k], x->word))
 					k++;
-				if (k == 5)
+				if (k == 6)
 					return kb_pos_err(x->pos, "unknown block '%s'%s (blocks: upstream, "
-								  "url, git, file, key, package, template, "
-								  "use)", x->word,
+								  "url, git, file, key, package, buildroot, "
+								  "step, template, use)", x->word,
 							  suggest(c->a, x->word, block_kinds, sizeof *block_kinds));
 				if (!(err = label_of(c, sc, x, &name)))
 					err = add_input(c, sc, x, name, (kb_inkind)k, basedir);
@@ -649,6 +758,110 @@ static kb_err *load_file(ctx *c, const char *shown, const char *abspath, kb_pos 
 	return err;
 }
 
+static const char *names_of(kb_arena *a, const kb_recipe *r, const char *near)
+{
+	kb_buf b = {0};
+	const char **cand = kb_arena_alloc(a, (r->nin + r->nsteps + 1) * sizeof *cand);
+	size_t n = 0;
+	for (size_t i = 0; i < r->nin; i++)
+		if (r->in[i].kind != KB_IN_BUILDROOT)
+			cand[n++] = r->in[i].name;
+	for (size_t i = 0; i < r->nsteps; i++)
+		cand[n++] = r->steps[i].name;
+	cand[n] = NULL;
+	for (size_t i = 0; i < n && i < 12; i++)
+		kb_buf_addf(&b, "%s%s", i ? ", " : "", cand[i]);
+	if (n > 12)
+		kb_buf_addf(&b, ", ... (%zu in all)", n);
+	const char *s = kb_arena_printf(a, "%s (declared: %s)", suggest(a, near, cand, sizeof *cand),
+					n ? b.p : "none");
+	kb_buf_free(&b);
+	return s;
+}
+
+/* Checks what steps name and sorts them so that a step comes after the
+ * steps it reads (depth-first; a cycle is an error naming it). */
+static kb_err *order_steps(kb_recipe *r)
+{
+	size_t n = r->nsteps;
+	if (!n)
+		return NULL;
+	kb_err *err = NULL;
+	for (size_t i = 0; i < n; i++) {
+		const kb_step *st = &r->steps[i];
+		const kb_input *root = kb_recipe_input(r, st->root);
+		if (!root || root->kind != KB_IN_BUILDROOT)
+			return kb_pos_err(st->root_pos, "step '%s': root '%s' is not a buildroot of this "
+							"recipe; add buildroot \"%s\" { upstreams = [...] "
+							"packages = [...] }", st->name, st->root, st->root);
+		for (size_t k = 0; k < st->ninputs; k++) {
+			const char *nm = st->inputs[k];
+			const kb_input *in = kb_recipe_input(r, nm);
+			if (in && in->kind == KB_IN_BUILDROOT)
+				return kb_pos_err(st->input_pos[k], "step '%s': '%s' is a buildroot; name "
+								    "it as root = \"%s\", not as an input",
+						  st->name, nm, nm);
+			if (!in && !kb_recipe_step(r, nm))
+				return kb_pos_err(st->input_pos[k], "step '%s' reads input '%s', which is "
+								    "not declared%s", st->name, nm,
+						  names_of(r->a, r, nm));
+			if (!strcmp(nm, st->name))
+				return kb_pos_err(st->input_pos[k], "step '%s' cannot read its own "
+								    "output", st->name);
+		}
+	}
+	/* 0 new, 1 on the path, 2 done */
+	int *state = kb_calloc(n, sizeof *state);
+	size_t *stack = kb_calloc(n, sizeof *stack), *next = kb_calloc(n, sizeof *next);
+	kb_step *sorted = kb_arena_alloc(r->a, n * sizeof *sorted);
+	size_t ns = 0;
+	for (size_t s0 = 0; !err && s0 < n; s0++) {
+		if (state[s0])
+			continue;
+		size_t sp = 0;
+		stack[sp++] = s0;
+		state[s0] = 1;
+		next[s0] = 0;
+		while (!err && sp) {
+			size_t cur = stack[sp - 1];
+			const kb_step *st = &r->steps[cur];
+			if (next[cur] == st->ninputs) {
+				state[cur] = 2;
+				sorted[ns++] = *st;
+				sp--;
+				continue;
+			}
+			size_t k = next[cur]++;
+			const kb_step *dep = kb_recipe_step(r, st->inputs[k]);
+			if (!dep)
+				continue;
+			size_t d = (size_t)(dep - r->steps);
+			if (state[d] == 1) {
+				kb_buf chain = {0};
+				size_t from = 0;
+				while (stack[from] != d)
+					from++;
+				for (size_t j = from; j < sp; j++)
+					kb_buf_addf(&chain, "%s -> ", r->steps[stack[j]].name);
+				kb_buf_adds(&chain, dep->name);
+				err = kb_pos_err(st->input_pos[k], "steps read each other in a cycle: %s",
+						 chain.p);
+				kb_buf_free(&chain);
+			} else if (!state[d]) {
+				state[d] = 1;
+				next[d] = 0;
+				stack[sp++] = d;
+			}
+		}
+	}
+	if (!err)
+		memcpy(r->steps, sorted, n * sizeof *sorted);
+	free(state);
+	free(stack);
+	free(next);
+	return err;
+}
+
 static kb_err *cross_check(kb_recipe *r)
 {
 	for (size_t i = 0; i < r->nin; i++) {
@@ -663,6 +876,17 @@ static kb_err *cross_check(kb_recipe *r)
 						   "defined; add upstream \"%s\" { ... }",
 					  in->name, in->upstream, in->upstream);
 	}
+	for (size_t i = 0; i < r->nin; i++) {
+		const kb_input *in = &r->in[i];
+		for (size_t k = 0; k < in->nupstreams; k++)
+			if (!kb_recipe_upstream(r, in->upstreams[k]))
+				return kb_pos_err(in->pos, "buildroot '%s' names upstream '%s', which is "
+							   "not defined; add upstream \"%s\" { ... }",
+						  in->name, in->upstreams[k], in->upstreams[k]);
+	}
+	kb_err *err = order_steps(r);
+	if (err)
+		return err;
 	for (size_t j = 0; j < r->nup; j++) {
 		const kb_input *k = r->up[j].keyring ? kb_recipe_input(r, r->up[j].keyring) : NULL;
 		if (r->up[j].keyring && (!k || k->kind != KB_IN_KEY))
@@ -670,6 +894,14 @@ static kb_err *cross_check(kb_recipe *r)
 							"a key input; add key \"%s\" { path = \"...\" }",
 					  r->up[j].name, r->up[j].keyring, r->up[j].keyring);
 	}
+	return NULL;
+}
+
+const kb_step *kb_recipe_step(const kb_recipe *r, const char *name)
+{
+	for (size_t i = 0; i < r->nsteps; i++)
+		if (!strcmp(r->steps[i].name, name))
+			return &r->steps[i];
 	return NULL;
 }
 

@@ -13,9 +13,9 @@
 
 static const char *const usage_sync = "mirror sync [--recipe NAME] UPSTREAM...";
 static const char *const usage_closure =
-	"mirror closure [--recipe NAME] [--recommends] [--arch ARCH] UPSTREAM[,UPSTREAM...] PKG...";
+	"mirror closure [--recipe NAME] [--recommends] [--essential] [--arch ARCH] UPSTREAM[,UPSTREAM...] PKG...";
 static const char *const usage_download =
-	"mirror download [--recipe NAME] [--recommends] [--arch ARCH] UPSTREAM[,UPSTREAM...] PKG...";
+	"mirror download [--recipe NAME] [--recommends] [--essential] [--arch ARCH] UPSTREAM[,UPSTREAM...] PKG...";
 
 int kb_mirror_help(const char *sub, FILE *out)
 {
@@ -27,7 +27,8 @@ int kb_mirror_help(const char *sub, FILE *out)
 	if (!sub || !strcmp(sub, "closure"))
 		fprintf(out, "usage: kbuild %s\n\nSolves 'install PKG...' with libsolv over the latest "
 			     "snapshots of the\nupstreams (one pool), on an empty system, without "
-			     "Recommends unless asked,\nand prints NAME VERSION ARCH UPSTREAM PATH SIZE SHA256 "
+			     "Recommends unless asked\n(--essential: plus every Essential: yes package, as "
+			     "a Debian system has\nthem), and prints NAME VERSION ARCH UPSTREAM PATH SIZE SHA256 "
 			     "per package.\n\n", usage_closure);
 	if (!sub || !strcmp(sub, "download"))
 		fprintf(out, "usage: kbuild %s\n\nThe closure, fetched into the store: each package "
@@ -38,7 +39,7 @@ int kb_mirror_help(const char *sub, FILE *out)
 
 typedef struct {
 	const char *recipe, *recipes, *arch;
-	int recommends;
+	int recommends, essential;
 } mopts;
 
 static kb_err *parse(const char *sub, int argc, char **argv, mopts *m)
@@ -46,6 +47,7 @@ static kb_err *parse(const char *sub, int argc, char **argv, mopts *m)
 	static const struct option lo[] = {{"recipe", required_argument, NULL, 'r'},
 					   {"recipes", required_argument, NULL, 'R'},
 					   {"recommends", no_argument, NULL, 'w'},
+					   {"essential", no_argument, NULL, 'e'},
 					   {"arch", required_argument, NULL, 'a'},
 					   {0}};
 	memset(m, 0, sizeof *m);
@@ -60,6 +62,8 @@ static kb_err *parse(const char *sub, int argc, char **argv, mopts *m)
 			m->recipes = optarg;
 		else if (c == 'w' && strcmp(sub, "sync"))
 			m->recommends = 1;
+		else if (c == 'e' && strcmp(sub, "sync"))
+			m->essential = 1;
 		else if (c == 'a' && strcmp(sub, "sync"))
 			m->arch = optarg;
 		else
@@ -206,7 +210,8 @@ static kb_err *cmd_closure(kb_store *s, const mopts *m, int argc, char **argv, i
 	kb_arena *a = kb_arena_new();
 	kb_pkg *p = NULL;
 	size_t n = 0;
-	kb_closure_opts co = {m->recommends, m->arch};
+	kb_closure_opts co = {.recommends = m->recommends, .arch = m->arch,
+			      .essential = m->essential};
 	if (!err)
 		err = kb_mirror_closure(s, u.d, u.snap, u.n, (const char *const *)argv + 1,
 					(size_t)argc - 1, &co, a, &p, &n);

@@ -51,7 +51,14 @@ KB_MUST kb_err *kb_parse(kb_arena *a, const char *file, const char *text, size_t
 			 kb_node **items, size_t *n);
 
 /* ---- meaning (expand.c) ---- */
-typedef enum { KB_IN_URL, KB_IN_GIT, KB_IN_FILE, KB_IN_KEY, KB_IN_PACKAGE } kb_inkind;
+typedef enum {
+	KB_IN_URL,
+	KB_IN_GIT,
+	KB_IN_FILE,
+	KB_IN_KEY,
+	KB_IN_PACKAGE,
+	KB_IN_BUILDROOT /* a package closure, unpacked into a tree */
+} kb_inkind;
 const char *kb_inkind_name(kb_inkind k);
 
 typedef struct {
@@ -68,7 +75,30 @@ typedef struct {
 	int has_sha256;
 	uint64_t size;
 	int has_size;
+	/* buildroot: the packages asked for (their closure is locked) */
+	const char **upstreams, **pkgs;
+	size_t nupstreams, npkgs;
+	int essential; /* apt: add every Essential: yes package */
 } kb_input;
+
+/* A build step: a command run in the sandbox, on a build root, with
+ * named inputs read-only at /inputs/NAME, writing its output to /out. */
+typedef struct {
+	const char *name;
+	kb_pos pos;
+	const char *root; /* a buildroot input */
+	kb_pos root_pos;
+	const char **inputs; /* inputs or other steps */
+	kb_pos *input_pos;
+	size_t ninputs;
+	const char **argv; /* NULL-ended */
+	size_t argc;
+	const char **env; /* "K=V" */
+	size_t nenv;
+	int64_t epoch; /* SOURCE_DATE_EPOCH */
+	long timeout_s;
+	uint64_t max_output;
+} kb_step;
 
 typedef struct {
 	const char *name;
@@ -99,6 +129,8 @@ typedef struct {
 	size_t nin;
 	kb_upstream *up;
 	size_t nup;
+	kb_step *steps; /* in an order where inputs come first */
+	size_t nsteps;
 } kb_recipe;
 
 /* Loads recipes/NAME.recipe (or a path ending in .recipe), follows its
@@ -107,6 +139,7 @@ KB_MUST kb_err *kb_recipe_load(const char *name_or_path, const char *recipes_dir
 			       kb_recipe **out);
 void kb_recipe_free(kb_recipe *r);
 const kb_input *kb_recipe_input(const kb_recipe *r, const char *name);
+const kb_step *kb_recipe_step(const kb_recipe *r, const char *name);
 
 /* ---- upstreams (upstream.c) ---- */
 /* --mirror NAME=URL, for this process */
@@ -154,11 +187,13 @@ const char *kb_lock_get(const kb_lock_entry *e, const char *key);
 
 /* ---- evaluation (eval.c) ---- */
 typedef struct {
-	const char *kind; /* "fetch", later "step", "sign", ... */
+	const char *kind; /* "input", "buildroot", "step", "recipe" */
 	const char *name;
 	const char *def; /* canonical definition text: what the key hashes */
 	kb_hash key;
-	kb_oid result; /* known from the lock for inputs */
+	kb_oid result;	     /* known from the lock for inputs */
+	int pending;	     /* buildroots and steps: result made by kb_build */
+	const kb_step *step; /* steps */
 } kb_action;
 
 typedef struct {
@@ -179,9 +214,15 @@ KB_MUST kb_err *kb_recipe_fetch(kb_store *s, const kb_recipe *r, const kb_lock *
 /* One input into the store, resolved afresh (no lock). */
 KB_MUST kb_err *kb_input_fetch(kb_store *s, const kb_recipe *r, const kb_input *in,
 			       const kb_run_opts *o, kb_oid *out);
-/* The graph of actions for a checked recipe and lock. */
+/* The graph of actions for a checked recipe and lock: the inputs (in the
+ * recipe's order), the steps (in dependency order), and last the recipe,
+ * whose key covers every other action's. */
 KB_MUST kb_err *kb_eval(const kb_recipe *r, const kb_lock *l, kb_arena *a, kb_action **out,
 			size_t *n);
+
+/* a step's own definition (command, environment, epoch), without what
+ * it reads */
+void kb_step_def(const kb_step *st, kb_buf *def);
 
 /* 'kbuild mirror …' (mirror_cmd.c) */
 int kb_mirror_main(const char *store_dir, int argc, char **argv);

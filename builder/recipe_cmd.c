@@ -1,13 +1,14 @@
 /* 'kbuild lock NAME' resolves a recipe's inputs into its lock file;
  * 'kbuild recipe NAME' builds from the lock alone and never resolves. */
-#include "recipe.h"
+#include "build.h"
 
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
 static const char *const usage_lock = "lock [--recipes DIR] [--offline] [--jobs N] NAME";
-static const char *const usage_recipe = "recipe [--recipes DIR] [--offline] [--jobs N] NAME";
+static const char *const usage_recipe =
+	"recipe [--recipes DIR] [--offline] [--jobs N] [--check] NAME";
 static const char *const usage_upstreams = "upstreams [--recipes DIR] NAME";
 
 int kb_recipe_help(const char *cmd, FILE *out)
@@ -20,8 +21,16 @@ int kb_recipe_help(const char *cmd, FILE *out)
 	else if (!strcmp(cmd, "recipe"))
 		fprintf(out, "usage: kbuild %s\n\nBuilds recipes/NAME.recipe from its lock. An input "
 			     "the lock does not\ncover, or a local input that changed, stops the "
-			     "build with the command\nthat fixes it. --offline uses only what the "
-			     "store holds.\n", usage_recipe);
+			     "build with the command\nthat fixes it. Buildroots are made from the "
+			     "packages the lock pins; steps\nrun in the sandbox, in dependency order, "
+			     "each found in the action cache\nwhen nothing it sees changed. The result "
+			     "(every input, buildroot and\nstep output by name) is the tree of ref "
+			     "recipe/NAME; step logs are in\nSTORE/logs/NAME/.\n\n"
+			     "  --offline   use only what the store holds\n"
+			     "  --jobs N    parallel downloads, and $JOBS inside steps (default: CPUs)\n"
+			     "  --check     build every step a second time (other host directory, TZ,\n"
+			     "              LANG, umask, $JOBS, a later time) and report the first\n"
+			     "              difference between the two outputs\n", usage_recipe);
 	else if (!strcmp(cmd, "upstreams"))
 		fprintf(out, "usage: kbuild %s\n\nPrints each upstream of a recipe with the mirror "
 			     "it resolves to and where\nthat came from: --mirror NAME=URL, the config "
@@ -34,6 +43,7 @@ int kb_recipe_help(const char *cmd, FILE *out)
 typedef struct {
 	const char *recipes;
 	kb_run_opts run;
+	int check;
 	const char *name;
 } args;
 
@@ -42,6 +52,7 @@ static kb_err *parse(const char *cmd, int argc, char **argv, args *a)
 	static const struct option lo[] = {{"recipes", required_argument, NULL, 'r'},
 					   {"offline", no_argument, NULL, 'o'},
 					   {"jobs", required_argument, NULL, 'j'},
+					   {"check", no_argument, NULL, 'c'},
 					   {0}};
 	memset(a, 0, sizeof *a);
 	optind = 0;
@@ -52,6 +63,10 @@ static kb_err *parse(const char *cmd, int argc, char **argv, args *a)
 			a->recipes = optarg;
 		else if (c == 'o')
 			a->run.offline = 1;
+		else if (c == 'c' && !strcmp(cmd, "recipe"))
+			a->check = 1;
+		else if (c == 'c')
+			err = kb_usage("kbuild %s: --check is for 'kbuild recipe'", cmd);
 		else {
 			char *end;
 			long j = strtol(optarg, &end, 10);
@@ -102,10 +117,14 @@ static kb_err *do_recipe(kb_store *s, kb_recipe *r, const args *a)
 		err = kb_recipe_fetch(s, r, l, &a->run);
 	kb_oid result = {0};
 	int hit = 0;
-	if (!err)
+	if (!err && !a->check)
 		err = kb_ac_get(s, &act[n - 1].key, &result, NULL, &hit);
 	if (!err && !hit) {
-		/* the recipe's result, until steps exist: its inputs by name */
+		kb_build_opts bo = {.check = a->check, .jobs = a->run.jobs};
+		err = kb_build(s, r, l, act, n, &bo);
+	}
+	if (!err && !hit) {
+		/* the recipe's result: every input, buildroot and step by name */
 		kb_tree_entry *e = kb_calloc(n, sizeof *e);
 		for (size_t i = 0; i + 1 < n; i++)
 			e[i] = (kb_tree_entry){act[i].result.type == KB_TREE ? KB_ENT_DIR : KB_ENT_FILE,
@@ -134,7 +153,8 @@ static kb_err *do_recipe(kb_store *s, kb_recipe *r, const args *a)
 		if (hit)
 			kb_info("recipe %s is up to date: nothing to do (ref %s)", r->name, ref);
 		else
-			kb_info("recipe %s: %zu inputs in the store (ref %s)", r->name, r->nin, ref);
+			kb_info("recipe %s: %zu inputs, %zu steps (ref %s)", r->name, r->nin, r->nsteps,
+				ref);
 		printf("%s\n", hex);
 	}
 	free(ref);

@@ -183,10 +183,11 @@ typedef struct {
 	memsrc m;
 	kb_buf out; /* whole filtered stanzas, then the one being read */
 	uint64_t *sizes; /* of each whole stanza in out */
+	unsigned char *ess; /* each whole stanza: Essential: yes */
 	size_t nsizes, capsizes;
 	/* the stanza being read */
 	size_t mark; /* where it starts in out */
-	int has_pkg, keep;
+	int has_pkg, keep, essential;
 	uint64_t size;
 } debload;
 
@@ -207,9 +208,13 @@ static int deb_flush(debload *d)
 	if ((size_t)(pool->nsolvables - before) != d->nsizes || d->repo->end != pool->nsolvables)
 		return -1;
 	Repodata *data = repo_last_repodata(d->repo);
-	for (size_t i = 0; i < d->nsizes; i++)
+	Queue *essential = pool->appdata; /* set when the caller wants them */
+	for (size_t i = 0; i < d->nsizes; i++) {
 		if (d->sizes[i])
 			repodata_set_num(data, before + (Id)i, SOLVABLE_DOWNLOADSIZE, d->sizes[i]);
+		if (essential && d->ess[i])
+			queue_push(essential, before + (Id)i);
+	}
 	memmove(d->out.p, d->out.p + d->mark, d->out.len - d->mark);
 	d->out.len -= d->mark;
 	d->mark = 0;
@@ -226,13 +231,15 @@ static int deb_end_stanza(debload *d)
 		if (d->nsizes == d->capsizes) {
 			d->capsizes = d->capsizes ? d->capsizes * 2 : 4096;
 			d->sizes = kb_realloc(d->sizes, d->capsizes * sizeof *d->sizes);
+			d->ess = kb_realloc(d->ess, d->capsizes);
 		}
+		d->ess[d->nsizes] = (unsigned char)d->essential;
 		d->sizes[d->nsizes++] = d->size;
 	} else {
 		d->out.len = d->mark;
 	}
 	d->mark = d->out.len;
-	d->has_pkg = d->keep = 0;
+	d->has_pkg = d->keep = d->essential = 0;
 	d->size = 0;
 	return d->mark >= DEB_BATCH ? deb_flush(d) : 0;
 }
@@ -268,6 +275,13 @@ static int deb_field_wanted(debload *d, const char *p, size_t n)
 	case 'f':
 		return IS("Filename");
 	case 'e':
+		if (IS("Essential")) { /* libsolv does not keep it: noted here */
+			const char *q = c + 1, *e = p + n;
+			while (q < e && (*q == ' ' || *q == '\t'))
+				q++;
+			d->essential = e - q >= 3 && !strncasecmp(q, "yes", 3);
+			return 0;
+		}
 		return IS("Enhances");
 	case 'm':
 		return IS("Multi-Arch");
@@ -357,6 +371,7 @@ static kb_err *add_packages(Repo *repo, kb_store *s, const kb_upstream_def *u, c
 			      u->name, f->path);
 	free(buf);
 	free(d.sizes);
+	free(d.ess);
 	kb_buf_free(&d.out);
 	fclose(d.feed);
 	fclose(fp);
@@ -642,6 +657,10 @@ kb_err *kb_mirror_closure(kb_store *s, const kb_upstream_def *ups, const kb_hash
 			       "that distribution type)", deb ? "Debian" : "RPM");
 	}
 	pool_setarch(pool, arch);
+	Queue essential;
+	queue_init(&essential);
+	if (o && o->essential)
+		pool->appdata = &essential;
 	kb_err *err = NULL;
 	for (size_t i = 0; i < nups && !err; i++) {
 		sfiles files = {0};
@@ -657,7 +676,9 @@ kb_err *kb_mirror_closure(kb_store *s, const kb_upstream_def *ups, const kb_hash
 		}
 		sfiles_free(&files);
 	}
+	pool->appdata = NULL;
 	if (err) {
+		queue_free(&essential);
 		pool_free(pool);
 		return err;
 	}
@@ -676,6 +697,10 @@ kb_err *kb_mirror_closure(kb_store *s, const kb_upstream_def *ups, const kb_hash
 	kb_buf missing = {0}, virt = {0};
 	for (size_t i = 0; i < nwant; i++)
 		add_job(pool, &job, want[i], &missing, &virt);
+	for (int i = 0; i < essential.count; i++) /* by name: the policy picks the version */
+		queue_push2(&job, SOLVER_INSTALL | SOLVER_SOLVABLE_NAME,
+			    pool_id2solvable(pool, essential.elements[i])->name);
+	queue_free(&essential);
 	if (missing.len || virt.len) {
 		char *names = upstream_names(ups, nups);
 		if (missing.len)

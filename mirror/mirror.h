@@ -122,6 +122,8 @@ typedef struct {
 typedef struct {
 	int recommends; /* also install Recommends / weak dependencies (0: buildd style) */
 	const char *arch; /* the pool's architecture (default: the first upstream's first) */
+	int essential;	  /* apt: also install every Essential: yes package, as a
+			   * Debian system has them (debootstrap's base) */
 } kb_closure_opts;
 
 /* Loads every snapshot (snapshots[i] belongs to ups[i]) into one libsolv

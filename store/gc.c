@@ -240,6 +240,8 @@ kb_err *kb_store_gc(kb_store *s, int dry, kb_gc_stats *st)
 	size_t nrefs = 0;
 	/* no transaction is running: whatever is in tmp/ was left by a crash */
 	err = clean_tmp(s, dry, &st->temp_removed);
+	if (!err && !dry)
+		err = store_clean_work(s, &st->temp_removed);
 	if (!err)
 		err = roots_collect(s, !dry, &roots, &nroots, &st->roots_removed);
 	if (!err)

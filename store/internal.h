@@ -26,6 +26,9 @@ void obj_name(const kb_hash *h, int exec, char out[OBJ_NAME_MAX]);
 /* parses "cdef…[.x]" inside shard "ab"; -1 if it is not an object name */
 int obj_parse(const char *shard, const char *name, kb_hash *h, int *exec);
 
+/* removes the work directories of processes that are gone (work.c) */
+KB_MUST kb_err *store_clean_work(kb_store *s, size_t *count);
+
 /* the store lock: shared for writers, exclusive for gc */
 KB_MUST kb_err *store_lock(kb_store *s, int exclusive, int *fd);
 void store_unlock(int fd);

@@ -14,6 +14,8 @@
  *   roots/                temporary roots of running kbuild processes
  *   tmp/                  staging for transactions; garbage when no
  *                         transaction holds the store lock
+ *   work/NAME, NAME.lock  scratch directories of running processes
+ *                         (kb_workdir_new); garbage when unlocked
  *   lock                  shared by writers, exclusive for gc
  *
  * Writes go through transactions: objects are staged in tmp/, made durable
@@ -131,6 +133,15 @@ enum { KB_CHECKOUT_COPY = 1 };
  * renamed into place, so a failure leaves nothing behind */
 KB_MUST kb_err *kb_store_checkout(kb_store *s, const kb_oid *o, const char *dest,
 				  int flags);
+
+/* ---- work directories ----
+ * Scratch space on the store's file system (checkouts into it hardlink),
+ * removed by kb_workdir_free, or after a crash by the next process that
+ * makes one, or by gc. */
+typedef struct kb_workdir kb_workdir;
+KB_MUST kb_err *kb_workdir_new(kb_store *s, const char *prefix, kb_workdir **out);
+const char *kb_workdir_path(const kb_workdir *w);
+void kb_workdir_free(kb_workdir *w);
 
 /* ---- refs ----
  * Names: components of [A-Za-z0-9._+@=:-] separated by '/', none empty,

@@ -1,0 +1,163 @@
+/* One build step: its build root and inputs laid out in a work directory
+ * on the store's file system (hardlinked, mounted read-only), the command
+ * run in the sandbox with /out and /build writable, and /out stored as a
+ * tree. A tree holds no times, owners or permission bits beyond "exe-
+ * cutable", and its entries are sorted: storing the output is what
+ * normalises it. Nothing is stored unless the step succeeded, and then in
+ * one transaction, so a kill at any moment leaves no partial output. */
+#include "build.h"
+#include "sandbox.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define LOG_TAIL 20
+
+static const char *where(kb_arena *a, const kb_recipe *r, const kb_step *st)
+{
+	(void)r;
+	return kb_arena_printf(a, "step '%s' (%s:%d:%d)", st->name, st->pos.file, st->pos.line,
+			       st->pos.col);
+}
+
+/* the last n lines of the log, indented */
+static char *log_tail(const char *path, int n)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return kb_strdup("");
+	off_t size = lseek(fd, 0, SEEK_END);
+	off_t from = size > 16384 ? size - 16384 : 0;
+	kb_buf b = {0};
+	char buf[16384];
+	ssize_t got = pread(fd, buf, sizeof buf, from);
+	close(fd);
+	if (got <= 0)
+		return kb_strdup("    (the log is empty)\n");
+	size_t len = (size_t)got;
+	if (buf[len - 1] == '\n')
+		len--;
+	size_t start = len;
+	for (int lines = 0; start > 0; start--)
+		if (buf[start - 1] == '\n' && ++lines == n)
+			break;
+	for (size_t i = start; i < len;) {
+		const char *nl = memchr(buf + i, '\n', len - i);
+		size_t e = nl ? (size_t)(nl - buf) : len;
+		kb_buf_adds(&b, "    | ");
+		kb_buf_add(&b, buf + i, e - i);
+		kb_buf_addc(&b, '\n');
+		i = e + 1;
+	}
+	return kb_buf_steal(&b);
+}
+
+static kb_err *mkdirs(const char *base, const char *const *names, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char *p = kb_asprintf("%s/%s", base, names[i]);
+		int rc = mkdir(p, 0755);
+		kb_err *err = rc < 0 ? kb_errno(errno, "cannot make %s", p) : NULL;
+		free(p);
+		if (err)
+			return err;
+	}
+	return NULL;
+}
+
+kb_err *kb_step_exec(kb_store *s, const kb_step_run *x, kb_oid *out)
+{
+	const kb_step *st = x->st;
+	kb_arena *a = kb_arena_new();
+	const char *me = where(a, x->r, st);
+	kb_workdir *w = NULL;
+	kb_err *err = kb_workdir_new(s, x->work_prefix, &w);
+	const char *wd = err ? NULL : kb_workdir_path(w);
+	static const char *const dirs[] = {"in", "out", "build"};
+	if (!err)
+		err = mkdirs(wd, dirs, 3);
+	for (size_t i = 0; !err && i < st->ninputs; i++)
+		err = kb_store_checkout(s, &x->inputs[i],
+					kb_arena_printf(a, "%s/in/%s", wd, st->inputs[i]), 0);
+	if (err) {
+		kb_workdir_free(w);
+		kb_arena_free(a);
+		return kb_err_wrap(err, "%s: cannot lay out its inputs", me);
+	}
+
+	char *ldir = kb_strdup(x->logpath);
+	err = kb_mkdir_p(dirname(ldir), 0755);
+	free(ldir);
+	int logfd = err ? -1 : open(x->logpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (!err && logfd < 0)
+		err = kb_errno(errno, "cannot write the log %s", x->logpath);
+
+	const char **extra = kb_arena_alloc(a, (st->nenv + 2) * sizeof *extra);
+	extra[0] = kb_arena_printf(a, "JOBS=%d", x->jobs);
+	memcpy(extra + 1, st->env, st->nenv * sizeof *extra);
+	char **env = NULL;
+	if (!err)
+		err = kb_sandbox_env(st->epoch, extra, st->nenv + 1, &env);
+	kb_bind binds[] = {
+		{kb_arena_printf(a, "%s/in", wd), "/inputs", 0},
+		{kb_arena_printf(a, "%s/out", wd), "/out", 1},
+		{kb_arena_printf(a, "%s/build", wd), "/build", 1},
+	};
+	kb_sandbox_spec spec = {
+		.root = x->rootdir,
+		.argv = st->argv,
+		.env = (const char *const *)env,
+		.cwd = "/build",
+		.binds = binds,
+		.nbinds = 3,
+		.timeout_s = st->timeout_s,
+		.max_output_bytes = st->max_output,
+		.log_fd = logfd,
+		.err_fd = -1,
+	};
+	int status = 0;
+	if (!err) {
+		err = kb_sandbox_run(&spec, &status);
+		if (err && err->code == KB_SANDBOX_ENOENT)
+			err = kb_err_wrap(err, "%s: '%s' is not in build root '%s' (%s:%d:%d); add the "
+					  "package that has it to the buildroot's packages", me,
+					  st->argv[0], st->root, st->root_pos.file,
+					  st->root_pos.line, st->root_pos.col);
+		else if (err)
+			err = kb_err_wrap(err, "%s", me);
+		else if (status)
+			err = kb_errf("%s failed: %s %d", me, status > 128 ? "killed by signal"
+									  : "exit status",
+				      status > 128 ? status - 128 : status);
+		if (err) {
+			char *tail = log_tail(x->logpath, LOG_TAIL);
+			kb_err *full = kb_errf("%s\n  last lines of its log:\n%s  full log: %s",
+					       err->msg, tail, x->logpath);
+			full->code = err->code;
+			kb_err_free(err);
+			err = full;
+			free(tail);
+		}
+	}
+	if (logfd >= 0)
+		close(logfd);
+	free(env);
+
+	kb_txn *t = NULL;
+	if (!err && !(err = kb_txn_begin(s, &t))) {
+		if ((err = kb_txn_add_path(t, binds[1].host, out))) {
+			kb_txn_abort(t);
+			err = kb_err_wrap(err, "%s: its output cannot be stored", me);
+		} else {
+			err = kb_txn_commit(t, out, 1);
+		}
+	}
+	kb_workdir_free(w);
+	kb_arena_free(a);
+	return err;
+}
