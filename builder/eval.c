@@ -379,7 +379,9 @@ static kb_err *locked_pkg(const kb_recipe *r, const kb_lock *l, const kb_lock_en
 	kb_err *err = upstream_url(r, upstream, a, &url);
 	if (err)
 		return err;
-	req->url = kb_arena_printf(a, "%s/%s", url, path);
+	char *full = kb_mirror_url(url, path);
+	req->url = kb_arena_strdup(a, full);
+	free(full);
 	req->size = strtoull(size, NULL, 10);
 	req->has_size = 1;
 	req->label = lab;

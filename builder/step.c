@@ -18,9 +18,8 @@
 
 #define LOG_TAIL 20
 
-static const char *where(kb_arena *a, const kb_recipe *r, const kb_step *st)
+static const char *where(kb_arena *a, const kb_step *st)
 {
-	(void)r;
 	return kb_arena_printf(a, "step '%s' (%s:%d:%d)", st->name, st->pos.file, st->pos.line,
 			       st->pos.col);
 }
@@ -74,7 +73,7 @@ kb_err *kb_step_exec(kb_store *s, const kb_step_run *x, kb_oid *out)
 {
 	const kb_step *st = x->st;
 	kb_arena *a = kb_arena_new();
-	const char *me = where(a, x->r, st);
+	const char *me = where(a, st);
 	kb_workdir *w = NULL;
 	kb_err *err = kb_workdir_new(s, x->work_prefix, &w);
 	const char *wd = err ? NULL : kb_workdir_path(w);
@@ -123,12 +122,14 @@ kb_err *kb_step_exec(kb_store *s, const kb_step_run *x, kb_oid *out)
 	int status = 0;
 	if (!err) {
 		err = kb_sandbox_run(&spec, &status);
-		if (err && err->code == KB_SANDBOX_ENOENT)
-			err = kb_err_wrap(err, "%s: '%s' is not in build root '%s' (%s:%d:%d); add the "
-					  "package that has it to the buildroot's packages", me,
-					  st->argv[0], st->root, st->root_pos.file,
-					  st->root_pos.line, st->root_pos.col);
-		else if (err)
+		if (err && err->code == KB_SANDBOX_ENOENT) {
+			const kb_input *root = kb_recipe_input(x->r, st->root);
+			kb_err_free(err);
+			err = kb_errf("%s: '%s' is not in build root '%s' (%s:%d:%d); add the "
+				      "package that has it to the buildroot's packages", me,
+				      st->argv[0], st->root, root->pos.file, root->pos.line,
+				      root->pos.col);
+		} else if (err)
 			err = kb_err_wrap(err, "%s", me);
 		else if (status)
 			err = kb_errf("%s failed: %s %d", me, status > 128 ? "killed by signal"
@@ -138,7 +139,6 @@ kb_err *kb_step_exec(kb_store *s, const kb_step_run *x, kb_oid *out)
 			char *tail = log_tail(x->logpath, LOG_TAIL);
 			kb_err *full = kb_errf("%s\n  last lines of its log:\n%s  full log: %s",
 					       err->msg, tail, x->logpath);
-			full->code = err->code;
 			kb_err_free(err);
 			err = full;
 			free(tail);

@@ -34,8 +34,6 @@ typedef struct {
 /* "upstream 'NAME': ..." */
 kb_err *kb_up_errf(const kb_snap *sn, const char *fmt, ...) KB_PRINTF(2, 3);
 
-/* base + "/" + path, with bytes that do not belong in a URL path escaped */
-char *kb_mirror_url(const char *base, const char *path);
 /* a relative path that stays inside the repository (no "..", ".", empty
  * components, control bytes or backslashes); what: where it was named */
 KB_MUST kb_err *kb_mirror_check_path(const kb_snap *sn, const char *path, const char *what);

@@ -110,6 +110,10 @@ KB_MUST kb_err *kb_mirror_sync(kb_store *s, const kb_upstream_def *u, const kb_f
 KB_MUST kb_err *kb_mirror_latest(kb_store *s, const char *upstream, kb_hash *snapshot,
 				 int *found);
 
+/* base + "/" + path, with bytes that do not belong in a URL path escaped
+ * (Debian file names hold "%3a" for an epoch's colon) */
+char *kb_mirror_url(const char *base, const char *path);
+
 /* ---- closure (closure.c, with libsolv) ---- */
 typedef struct {
 	const char *name, *version, *arch;
