@@ -2,6 +2,7 @@
 #include "../store/store.h"
 #include "fetch.h"
 #include "key.h"
+#include "pkg.h"
 #include "recipe.h"
 #include "rootfs.h"
 #include "sandbox.h"
@@ -26,6 +27,7 @@ static void usage(FILE *out)
 		"  kbuild fetch url URL SHA256 ...\n"
 		"  kbuild fetch git URL COMMIT\n"
 		"  kbuild buildroot [--checkout DIR] PACKAGE...\n"
+		"  kbuild package deb|rpm --name NAME --version V [OPTIONS] TREE\n"
 		"  kbuild sandbox --root DIR [OPTIONS] -- CMD [ARG]...\n"
 		"  kbuild key new [--openpgp] NAME\n"
 		"  kbuild help [COMMAND ...]\n\n"
@@ -55,6 +57,8 @@ static int help(int argc, char **argv)
 	if (!strcmp(argv[0], "fetch") && kb_fetch_help(argc > 1 ? argv[1] : NULL, stdout))
 		return 0;
 	if (!strcmp(argv[0], "buildroot") && kb_rootfs_help(stdout))
+		return 0;
+	if (!strcmp(argv[0], "package") && kb_pkg_help(stdout))
 		return 0;
 	if (!strcmp(argv[0], "key") && kb_key_help(argc > 1 ? argv[1] : NULL, stdout))
 		return 0;
@@ -143,6 +147,7 @@ int main(int argc, char **argv)
 						  : !strcmp(cmd, "mirror") ? kb_mirror_main
 						  : !strcmp(cmd, "fetch")  ? kb_fetch_main
 						  : !strcmp(cmd, "buildroot") ? kb_rootfs_main
+						  : !strcmp(cmd, "package")   ? kb_pkg_main
 									   : NULL;
 	if (part) {
 		char *dir = store ? kb_strdup(store) : kb_store_default_path();
