@@ -22,7 +22,7 @@ static void usage(FILE *out)
 		"  kbuild lock [--offline] NAME\n"
 		"  kbuild recipe [--offline] NAME\n"
 		"  kbuild upstreams NAME\n"
-		"  kbuild mirror sync|closure|download ...\n"
+		"  kbuild mirror sync|closure|download|publish ...\n"
 		"  kbuild fetch url URL SHA256 ...\n"
 		"  kbuild fetch git URL COMMIT\n"
 		"  kbuild buildroot [--checkout DIR] PACKAGE...\n"
