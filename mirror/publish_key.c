@@ -20,8 +20,11 @@ static kb_err *export_pub(rnp_key_handle_t key, int armored, kb_buf *out)
 						    (armored ? RNP_KEY_EXPORT_ARMORED : 0));
 	if (!rc)
 		rc = rnp_output_memory_get_buf(o, &p, &n, false);
-	if (!rc)
-		kb_buf_add(out, p, n);
+	/* librnp armors with CRLF; apt-key's dearmoring of a Signed-By .asc
+	 * (an awk script) takes only LF-terminated armor */
+	for (size_t i = 0; !rc && i < n; i++)
+		if (!armored || p[i] != '\r')
+			kb_buf_addc(out, (char)p[i]);
 	rnp_output_destroy(o);
 	return rc ? kb_errf("cannot export the public key: %s", rnp_result_to_string(rc)) : NULL;
 }
