@@ -91,8 +91,8 @@ truth "pool files are hardlinks to the store" \
 	test "$(stat -c %i "$A/pool/main/d/dshello/dshello_1.0_amd64.deb")" = \
 	"$(stat -c %i "$(objpath "$(sha "$T/deb/dshello_1.0_amd64.deb")")")"
 truth "InRelease verifies with gpgv against the exported binary key" \
-	gpgv --keyring "$A/archive-key.gpg" "$D/InRelease"
-truth "Release.gpg verifies too" gpgv --keyring "$A/archive-key.gpg" "$D/Release.gpg" "$D/Release"
+	gpgv -q --keyring "$A/archive-key.gpg" "$D/InRelease" 2>/dev/null
+truth "Release.gpg verifies too" gpgv -q --keyring "$A/archive-key.gpg" "$D/Release.gpg" "$D/Release" 2>/dev/null
 truth "the signature was made at SOURCE_DATE_EPOCH" \
 	bash -c "gpg --list-packets '$D/Release.gpg' 2>/dev/null | grep -q 'created 1700000000'"
 
@@ -289,7 +289,7 @@ done
 truth "primary, filelists and other are named by their checksums" \
 	test "$(ls "$R/repodata" | grep -cE '^[0-9a-f]{64}-(primary|filelists|other)\.xml\.gz$')" = 3
 truth "repomd.xml's revision is SOURCE_DATE_EPOCH" grep -q '<revision>1700000000</revision>' "$R/repodata/repomd.xml"
-truth "repomd.xml.asc verifies with gpgv" gpgv --keyring "$R/archive-key.gpg" "$R/repodata/repomd.xml.asc" "$R/repodata/repomd.xml"
+truth "repomd.xml.asc verifies with gpgv" gpgv -q --keyring "$R/archive-key.gpg" "$R/repodata/repomd.xml.asc" "$R/repodata/repomd.xml" 2>/dev/null
 
 # dnf_ NAME URL ARGS...: dnf into the throwaway root $T/dnf-NAME, with
 # both signature checks on and no silent skipping of a failing repository
@@ -298,7 +298,7 @@ dnf_() {
 	shift 2
 	DR=$T/dnf-$name
 	mkdir -p "$DR" "$T/dnflog-$name" "$T/dnfcache-$name"
-	dnf -y -q --installroot="$DR" --releasever=1 --setopt=reposdir=/dev/null \
+	dnf -y --refresh --installroot="$DR" --releasever=1 --setopt=reposdir=/dev/null \
 		--setopt=cachedir="$T/dnfcache-$name" --setopt=logdir="$T/dnflog-$name" \
 		--repofrompath=ds,"$url" --setopt=ds.gpgcheck=1 --setopt=ds.repo_gpgcheck=1 \
 		--setopt=ds.gpgkey="file://$R/archive-key.asc" --setopt=skip_if_unavailable=False "$@"
@@ -316,9 +316,13 @@ sed -i 's|<revision>|<revision>1|' "$T/www/rpm-badmd/repodata/repomd.xml"
 expect_fail nz "dnf refuses an edited repomd.xml" dnf_ badmd "$NGX_URL/rpm-badmd" install rdshello
 err_has "... with a bad signature" "Bad GPG signature"
 cp -a "$R" "$T/www/rpm-badprim"
-flip_byte "$(ls "$T/www/rpm-badprim/repodata/"*-primary.xml.gz)" 30
-expect_fail nz "dnf refuses an edited primary" dnf_ badprim "$NGX_URL/rpm-badprim" install rdshello
-err_has "... whose checksum does not match" "checksum"
+# a well-formed primary that says something else: only its checksum tells
+prim=$(ls "$T/www/rpm-badprim/repodata/"*-primary.xml.gz)
+zcat "$prim" | sed 's|<summary>rdshello|<summary>evil rdshello|' | gzip -n >"$T/prim" && mv "$T/prim" "$prim"
+expect_fail nz "dnf refuses an edited primary over file://" dnf_ badprim "file://$T/www/rpm-badprim" install rdshello
+err_has "... whose checksum does not match" "checksum doesn't match"
+expect_fail nz "... and over http" dnf_ badprim2 "$NGX_URL/rpm-badprim" install rdshello
+err_has "... where it cannot be downloaded right" "primary.xml.gz" "Failed to download metadata"
 
 check "publish the .rpms into a second directory" \
 	kb mirror publish -o "$T/www/rpm2" --key-file "$KF/ds.sec.asc" "${RPMS[@]}"
