@@ -27,7 +27,7 @@ static void usage(FILE *out)
 		"  kbuild fetch git URL COMMIT\n"
 		"  kbuild buildroot [--checkout DIR] PACKAGE...\n"
 		"  kbuild sandbox --root DIR [OPTIONS] -- CMD [ARG]...\n"
-		"  kbuild key new [--openpgp] NAME\n"
+		"  kbuild key new|list|export ...   signing keys (outside the store)\n"
 		"  kbuild help [COMMAND ...]\n\n"
 		"Options:\n"
 		"  --store DIR   the store to use (default: $KBUILD_STORE, else\n"
