@@ -78,7 +78,14 @@ typedef enum {
 /* A new RSA signing key for userid; *sec gets the transferable secret key,
  * *pub the public key, both ASCII-armored. */
 KB_MUST kb_err *kb_pgp_keygen(const char *userid, kb_buf *sec, kb_buf *pub);
-/* Signs data with the secret key in sec (armored or binary). */
+/* The fingerprint (uppercase hex) and first user id of the one primary
+ * key in key (public or secret, armored or binary); malloc'd. */
+KB_MUST kb_err *kb_pgp_key_info(const kb_buf *key, char **fpr, char **userid);
+/* Signs data with the secret key in sec (armored or binary). created may
+ * not be before the key's own creation (gpgv and rpm refuse that).
+ * KB_PGP_CLEARSIGN takes text only: no NUL, no CR, no line ending in a
+ * blank (RFC 4880 leaves those unsigned; such text is refused); a text
+ * without a final newline is read back with one. */
 KB_MUST kb_err *kb_pgp_sign(const kb_buf *sec, const void *data, size_t len, int64_t created,
 			    kb_pgp_mode mode, kb_buf *out);
 

@@ -159,6 +159,51 @@ static kb_err *load_secret(const kb_buf *sec, rnp_ffi_t ffi)
 	return err;
 }
 
+kb_err *kb_pgp_key_info(const kb_buf *key, char **fpr, char **userid)
+{
+	*fpr = *userid = NULL;
+	rnp_ffi_t ffi = NULL;
+	rnp_identifier_iterator_t it = NULL;
+	kb_err *err = NULL;
+	rnp_result_t rc;
+	kb_rnp_quiet q;
+	kb_rnp_quiet_begin(&q);
+	if ((rc = rnp_ffi_create(&ffi, "GPG", "GPG")))
+		err = rnp_fail("starting", rc);
+	else if (!(err = load_secret(key, ffi)) &&
+		 (rc = rnp_identifier_iterator_create(ffi, &it, "fingerprint")))
+		err = rnp_fail("listing keys", rc);
+	const char *f;
+	while (!err && !rnp_identifier_iterator_next(it, &f) && f) {
+		rnp_key_handle_t k = NULL;
+		bool primary = false;
+		if (rnp_locate_key(ffi, "fingerprint", f, &k) || !k)
+			continue;
+		if (!rnp_key_is_primary(k, &primary) && primary) {
+			if (*fpr) {
+				err = kb_errf("it holds more than one primary key");
+			} else {
+				char *uid = NULL;
+				*fpr = kb_strdup(f);
+				*userid = kb_strdup(!rnp_key_get_primary_uid(k, &uid) && uid ? uid : "");
+				rnp_buffer_destroy(uid);
+			}
+		}
+		rnp_key_handle_destroy(k);
+	}
+	rnp_identifier_iterator_destroy(it);
+	rnp_ffi_destroy(ffi);
+	kb_rnp_quiet_end(&q);
+	if (!err && !*fpr)
+		err = kb_errf("it holds no primary key");
+	if (err) {
+		free(*fpr);
+		free(*userid);
+		*fpr = *userid = NULL;
+	}
+	return err;
+}
+
 /* refuses what would make a signature gpgv rejects or that needs input */
 static kb_err *check_key(rnp_key_handle_t key, int64_t created)
 {
