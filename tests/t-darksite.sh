@@ -235,6 +235,18 @@ dpkg-deb -Zxz --root-owner-group --build "$T/deb/src/libds_1.0_amd64" "$T/in/lib
 bad "two different packages that are both libds 1.0 amd64" "are both libds 1.0 amd64" \
 	--key-file "$KF/ds.sec.asc" "$T/deb/libds_1.0_amd64.deb" "$T/in/libds-other.deb"
 
+# ---- a key from the key directory (kbuild key new: made now, so the
+# signatures are made now too: never before their key) ----
+export KBUILD_KEYS=$T/keydir
+if check "kbuild key new --openpgp darksite" kb key new --openpgp darksite; then
+	now=$(date +%s)
+	check "publish with --key darksite" kb mirror publish -o "$T/www/keydir" --key darksite \
+		--epoch "$now" --suite dsuite "${DEBS[@]}"
+	truth "InRelease verifies against the exported key" \
+		gpgv -q --keyring "$T/www/keydir/archive-key.gpg" "$T/www/keydir/dists/dsuite/InRelease" 2>/dev/null
+	RC_WANT=1 bad "a key name the key directory does not have" "nokey" --key nokey "${DEBS[@]}"
+fi
+
 # ---- rpm-md and dnf ----
 if ! command -v dnf >/dev/null || ! command -v rpmbuild >/dev/null || ! command -v rpmsign >/dev/null; then
 	diag "dnf, rpmbuild or rpmsign missing (.ci/setup installs them): rpm-md not tested"
