@@ -2,6 +2,7 @@
 #include "../store/store.h"
 #include "fetch.h"
 #include "key.h"
+#include "modsign.h"
 #include "pkg.h"
 #include "recipe.h"
 #include "rootfs.h"
@@ -23,13 +24,14 @@ static void usage(FILE *out)
 		"  kbuild lock [--offline] NAME\n"
 		"  kbuild recipe [--offline] NAME\n"
 		"  kbuild upstreams NAME\n"
-		"  kbuild mirror sync|closure|download ...\n"
+		"  kbuild mirror sync|closure|download|publish ...\n"
 		"  kbuild fetch url URL SHA256 ...\n"
 		"  kbuild fetch git URL COMMIT\n"
 		"  kbuild buildroot [--checkout DIR] PACKAGE...\n"
 		"  kbuild package deb|rpm --name NAME --version V [OPTIONS] TREE\n"
 		"  kbuild sandbox --root DIR [OPTIONS] -- CMD [ARG]...\n"
-		"  kbuild key new [--openpgp] NAME\n"
+		"  kbuild key new|list|export ...   signing keys (outside the store)\n"
+		"  kbuild sign module --key NAME IN OUT   kernel module signatures\n"
 		"  kbuild help [COMMAND ...]\n\n"
 		"Options:\n"
 		"  --store DIR   the store to use (default: $KBUILD_STORE, else\n"
@@ -61,6 +63,8 @@ static int help(int argc, char **argv)
 	if (!strcmp(argv[0], "package") && kb_pkg_help(stdout))
 		return 0;
 	if (!strcmp(argv[0], "key") && kb_key_help(argc > 1 ? argv[1] : NULL, stdout))
+		return 0;
+	if (!strcmp(argv[0], "sign") && kb_sign_help(argc > 1 ? argv[1] : NULL, stdout))
 		return 0;
 	if (!strcmp(argv[0], "sandbox") && kb_sandbox_help(stdout))
 		return 0;
@@ -136,6 +140,8 @@ int main(int argc, char **argv)
 		return kb_sandbox_main(argc - i - 1, argv + i + 1);
 	if (!strcmp(cmd, "key"))
 		return kb_key_main(argc - i - 1, argv + i + 1);
+	if (!strcmp(cmd, "sign"))
+		return kb_sign_main(argc - i - 1, argv + i + 1);
 	if (!strcmp(cmd, "lock") || !strcmp(cmd, "recipe") || !strcmp(cmd, "upstreams")) {
 		char *dir = store ? kb_strdup(store) : kb_store_default_path();
 		int rc = kb_recipe_main(cmd, dir, argc - i - 1, argv + i + 1);

@@ -1,21 +1,30 @@
-/* 'kbuild mirror sync|closure|download': the mirror's commands. Upstreams
+/* 'kbuild mirror sync|closure|download|publish': the mirror's commands. Upstreams
  * are defined in recipes (--recipe NAME, else the first recipe in the
  * recipes directory that defines one by that name); the mirror part gets
  * them resolved: URL from --mirror/config/recipe/apt sources, keyring as
  * a blob in the store. */
 #include "../mirror/mirror.h"
+#include "key.h"
 #include "recipe.h"
 
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
 static const char *const usage_sync = "mirror sync [--recipe NAME] UPSTREAM...";
 static const char *const usage_closure =
 	"mirror closure [--recipe NAME] [--recommends] [--essential] [--arch ARCH] UPSTREAM[,UPSTREAM...] PKG...";
 static const char *const usage_download =
 	"mirror download [--recipe NAME] [--recommends] [--essential] [--arch ARCH] UPSTREAM[,UPSTREAM...] PKG...";
+static const char *const usage_publish =
+	"mirror publish -o DIR (--key NAME | --key-file FILE) [--epoch N] [--suite S]\n"
+	"         [--codename C] [--component C] [--origin O] [--label L] [--key-name NAME]\n"
+	"         PACKAGE...";
 
 int kb_mirror_help(const char *sub, FILE *out)
 {
@@ -34,7 +43,34 @@ int kb_mirror_help(const char *sub, FILE *out)
 		fprintf(out, "usage: kbuild %s\n\nThe closure, fetched into the store: each package "
 			     "checked against the size\nand sha256 its signed index names.\n",
 			usage_download);
-	return !sub || !strcmp(sub, "sync") || !strcmp(sub, "closure") || !strcmp(sub, "download");
+	if (!sub || !strcmp(sub, "publish"))
+		fprintf(out,
+			"%susage: kbuild %s\n\n"
+			"Writes a darksite into DIR: a signed apt repository from .deb packages, or a\n"
+			"signed rpm-md (dnf) repository from .rpm packages, never both in one DIR.\n"
+			"PACKAGE is a file (added to the store), a blob hash, or a ref or tree hash\n"
+			"whose files (at any depth) are packages.\n\n"
+			"  apt:    pool/COMPONENT/P/NAME/*.deb (hardlinked from the store),\n"
+			"          dists/SUITE/COMPONENT/binary-ARCH/Packages{,.xz} and by-hash copies,\n"
+			"          dists/SUITE/Release, Release.gpg, InRelease (no Valid-Until)\n"
+			"  rpm-md: Packages/L/*.rpm, repodata/ (primary, filelists, other; .xml.gz)\n"
+			"          with repomd.xml and repomd.xml.asc\n"
+			"  both:   KEYNAME.asc and KEYNAME.gpg, the public key (default archive-key)\n\n"
+			"  -o, --output DIR   the repository (made or updated)\n"
+			"  --key NAME         the OpenPGP key NAME of the key directory (kbuild key)\n"
+			"  --key-file FILE    an OpenPGP secret key file instead (armored or binary)\n"
+			"  --epoch N          the time it is published at: Release's Date, repomd.xml's\n"
+			"                     revision and timestamps, the signatures' creation time\n"
+			"                     (default: $SOURCE_DATE_EPOCH; one of them is required)\n"
+			"  --suite S, --codename C, --component C, --origin O, --label L\n"
+			"                     apt's names (stable, the suite, main, kbuild, kbuild)\n\n"
+			"Each package's metadata is read once and kept in the store's action cache.\n"
+			"The same packages, options and epoch give the same bytes. Publishing into an\n"
+			"existing DIR rewrites only what changed, removes what is no longer named, and\n"
+			"writes the signed file (InRelease, repomd.xml) last.\n",
+			sub ? "" : "\n", usage_publish);
+	return !sub || !strcmp(sub, "sync") || !strcmp(sub, "closure") || !strcmp(sub, "download") ||
+	       !strcmp(sub, "publish");
 }
 
 typedef struct {
@@ -231,21 +267,250 @@ static kb_err *cmd_closure(kb_store *s, const mopts *m, int argc, char **argv, i
 	return err;
 }
 
+/* ---- publish ---- */
+typedef struct {
+	kb_publish_opts po;
+	const char *key, *key_file, *epoch;
+} popts;
+
+static kb_err *parse_publish(int argc, char **argv, popts *p)
+{
+	static const struct option lo[] = {{"output", required_argument, NULL, 'o'},
+					   {"key", required_argument, NULL, 'k'},
+					   {"key-file", required_argument, NULL, 'K'},
+					   {"epoch", required_argument, NULL, 'e'},
+					   {"suite", required_argument, NULL, 's'},
+					   {"codename", required_argument, NULL, 'c'},
+					   {"component", required_argument, NULL, 'C'},
+					   {"origin", required_argument, NULL, 'O'},
+					   {"label", required_argument, NULL, 'l'},
+					   {"key-name", required_argument, NULL, 'n'},
+					   {0}};
+	memset(p, 0, sizeof *p);
+	optind = 0;
+	kb_err *err = NULL;
+	int c;
+	while (!err && (c = kb_getopt(argc, argv, "o:", lo, "mirror publish", &err)) > 0) {
+		switch (c) {
+		case 'o': p->po.outdir = optarg; break;
+		case 'k': p->key = optarg; break;
+		case 'K': p->key_file = optarg; break;
+		case 'e': p->epoch = optarg; break;
+		case 's': p->po.suite = optarg; break;
+		case 'c': p->po.codename = optarg; break;
+		case 'C': p->po.component = optarg; break;
+		case 'O': p->po.origin = optarg; break;
+		case 'l': p->po.label = optarg; break;
+		case 'n': p->po.keyname = optarg; break;
+		}
+	}
+	return err;
+}
+
+/* a name that goes into a path or a Release field: plain */
+static kb_err *check_word(const char *opt, const char *v)
+{
+	if (!v)
+		return NULL;
+	if (!*v || !strcmp(v, ".") || !strcmp(v, ".."))
+		return kb_usage("kbuild mirror publish: %s must not be empty, '.' or '..'", opt);
+	for (const char *c = v; *c; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+		      strchr("._+-", *c)))
+			return kb_usage("kbuild mirror publish: %s '%s': only letters, digits and "
+					"'._+-' please", opt, v);
+	return NULL;
+}
+
+static kb_err *epoch_of(const char *opt, int64_t *out)
+{
+	const char *src = opt ? "--epoch" : "SOURCE_DATE_EPOCH";
+	const char *v = opt ? opt : getenv("SOURCE_DATE_EPOCH");
+	if (!v || !*v)
+		return kb_usage("kbuild mirror publish: set SOURCE_DATE_EPOCH or pass --epoch N (the "
+				"time the repository says it was made; the same N gives the same "
+				"bytes)");
+	char *end;
+	errno = 0;
+	long long n = strtoll(v, &end, 10);
+	if (errno || *end || end == v || n < 0 || n > 253402300799LL)
+		return kb_usage("kbuild mirror publish: %s '%s' is not seconds since 1970", src, v);
+	*out = n;
+	return NULL;
+}
+
+typedef struct {
+	kb_publish_pkg *p;
+	size_t n, cap;
+	char **labels; /* owned */
+	size_t nl;
+} pkglist;
+
+static void pl_add(pkglist *l, const kb_hash *h, char *label)
+{
+	if (l->n == l->cap) {
+		l->cap = l->cap ? 2 * l->cap : 16;
+		l->p = kb_realloc(l->p, l->cap * sizeof *l->p);
+		l->labels = kb_realloc(l->labels, l->cap * sizeof *l->labels);
+	}
+	l->labels[l->n] = label;
+	l->p[l->n++] = (kb_publish_pkg){*h, label};
+}
+
+static void pl_free(pkglist *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->labels[i]);
+	free(l->labels);
+	free(l->p);
+}
+
+/* every file of a tree, at any depth */
+static kb_err *pl_tree(kb_store *s, const kb_hash *tree, const char *prefix, int depth, pkglist *l)
+{
+	if (depth > 32)
+		return kb_errf("%s: trees nest deeper than 32", prefix);
+	kb_tree t;
+	kb_err *err = kb_store_read_tree(s, tree, &t);
+	for (size_t i = 0; !err && i < t.n; i++) {
+		const kb_tree_entry *e = &t.e[i];
+		char *label = kb_asprintf("%s/%.*s", prefix, (int)e->namelen, e->name);
+		if (e->type == KB_ENT_DIR) {
+			err = pl_tree(s, &e->hash, label, depth + 1, l);
+			free(label);
+		} else if (e->type == KB_ENT_FILE || e->type == KB_ENT_EXEC) {
+			pl_add(l, &e->hash, label);
+		} else {
+			err = kb_errf("%s is a symbolic link, not a package", label);
+			free(label);
+		}
+	}
+	if (!err)
+		kb_tree_free(&t);
+	return err;
+}
+
+static kb_err *pl_args(kb_store *s, int argc, char **argv, pkglist *l)
+{
+	kb_txn *txn = NULL;
+	kb_err *err = NULL;
+	kb_oid *roots = NULL;
+	size_t nroots = 0;
+	for (int i = 0; i < argc && !err; i++) {
+		const char *a = argv[i];
+		struct stat st;
+		kb_oid o;
+		if (stat(a, &st) == 0) { /* a file on disk: into the store first */
+			if (!S_ISREG(st.st_mode)) {
+				err = kb_errf("%s is not a file: name package files, hashes or refs", a);
+				break;
+			}
+			if (!txn && (err = kb_txn_begin(s, &txn)))
+				break;
+			if ((err = kb_txn_add_path(txn, a, &o)))
+				break;
+			roots = kb_realloc(roots, (nroots + 1) * sizeof *roots);
+			roots[nroots++] = o;
+			pl_add(l, &o.hash, kb_strdup(a));
+			continue;
+		}
+		if ((err = kb_store_resolve(s, a, &o))) {
+			if (err->code == 2)
+				err = kb_err_wrap(err, "%s: no such file, hash or ref", a);
+			break;
+		}
+		if (o.type == KB_TREE)
+			err = pl_tree(s, &o.hash, a, 0, l);
+		else
+			pl_add(l, &o.hash, kb_asprintf("package %s", a));
+	}
+	if (txn && err)
+		kb_txn_abort(txn);
+	else if (txn)
+		err = kb_txn_commit(txn, roots, nroots);
+	free(roots);
+	return err;
+}
+
+static kb_err *cmd_publish(kb_store *s, int argc, char **argv)
+{
+	popts p;
+	kb_err *err = parse_publish(argc, argv, &p);
+	if (err)
+		return err;
+	int n = argc - optind;
+	char **args = argv + optind;
+	if (!p.po.outdir)
+		return kb_usage("kbuild mirror publish: name the output directory with -o DIR (usage: "
+				"kbuild %s)", usage_publish);
+	if (!n)
+		return kb_usage("kbuild mirror publish: name the packages (usage: kbuild %s)",
+				usage_publish);
+	if (!p.key == !p.key_file)
+		return kb_usage("kbuild mirror publish: sign with --key NAME (from the key directory) "
+				"or --key-file FILE, one of them");
+	if ((err = epoch_of(p.epoch, &p.po.epoch)) || (err = check_word("--suite", p.po.suite)) ||
+	    (err = check_word("--codename", p.po.codename)) ||
+	    (err = check_word("--component", p.po.component)) ||
+	    (err = check_word("--key-name", p.po.keyname)))
+		return err;
+	if ((p.po.origin && strpbrk(p.po.origin, "\n\r")) || (p.po.label && strpbrk(p.po.label, "\n\r")))
+		return kb_usage("kbuild mirror publish: --origin and --label are one line each");
+	kb_buf pub = {0}, sec = {0};
+	if (p.key) {
+		err = kb_key_pgp(p.key, &pub, &sec);
+	} else {
+		err = kb_read_file(AT_FDCWD, p.key_file, 1u << 20, &sec);
+		if (err)
+			err = kb_err_wrap(err, "--key-file %s", p.key_file);
+	}
+	pkglist l = {0};
+	if (!err)
+		err = pl_args(s, n, args, &l);
+	kb_publish_stats st;
+	if (!err) {
+		p.po.sec = &sec;
+		p.po.pub = p.key ? &pub : NULL;
+		struct timespec t0, t1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		err = kb_publish(s, l.p, l.n, &p.po, &st);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		if (!err)
+			printf("published %zu packages (%s) into %s in %.2f s: %zu read, %zu pool "
+			       "files linked, %zu metadata files written, %zu removed\n",
+			       st.packages, st.format, p.po.outdir,
+			       (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
+			       st.read, st.linked, st.written, st.removed);
+		else
+			err = kb_err_wrap(err, "publishing %s", p.po.outdir);
+	}
+	pl_free(&l);
+	/* the secret key's bytes do not outlive the command */
+	if (sec.p)
+		memset(sec.p, 0, sec.cap);
+	kb_buf_free(&sec);
+	kb_buf_free(&pub);
+	return err;
+}
+
 int kb_mirror_main(const char *dir, int argc, char **argv)
 {
 	kb_err *err = NULL;
 	kb_store *s = NULL;
 	mopts m;
 	if (argc < 1) {
-		err = kb_usage("kbuild mirror: missing command: sync, closure or download");
+		err = kb_usage("kbuild mirror: missing command: sync, closure, download or publish");
 	} else if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
 		if (kb_mirror_help(argv[0], stdout))
 			return 0;
 		err = kb_usage("kbuild mirror: unknown command '%s'", argv[0]);
 	} else if (strcmp(argv[0], "sync") && strcmp(argv[0], "closure") &&
-		   strcmp(argv[0], "download")) {
-		err = kb_usage("kbuild mirror: unknown command '%s' (sync, closure or download)",
-			       argv[0]);
+		   strcmp(argv[0], "download") && strcmp(argv[0], "publish")) {
+		err = kb_usage("kbuild mirror: unknown command '%s' (sync, closure, download or "
+			       "publish)", argv[0]);
+	} else if (!strcmp(argv[0], "publish")) {
+		if (!(err = kb_store_open(dir, 1, &s)))
+			err = cmd_publish(s, argc, argv);
 	} else if (!(err = parse(argv[0], argc, argv, &m)) && !(err = kb_store_open(dir, 1, &s))) {
 		int n = argc - optind;
 		char **a = argv + optind;

@@ -4,6 +4,7 @@
 
 #include "mirror.h"
 
+#include <stdio.h>
 #include <time.h>
 
 /* the most a signed metadata file (InRelease, repomd.xml) may be */
@@ -81,5 +82,16 @@ KB_MUST kb_err *kb_rpmmd_sync(kb_snap *sn);
 int kb_parse_rfc2822(const char *s, time_t *out);
 /* "2023-06-10 08:54:37 UTC" */
 void kb_fmt_utc(time_t t, char out[32]);
+
+/* librnp (as Debian builds it) logs its own view of every failure on
+ * stderr, which cannot be switched off: between begin and end, stderr
+ * goes to a temporary file whose lines are shown at debug level
+ * (rnp_quiet.c). */
+typedef struct {
+	int saved;
+	FILE *tmp;
+} kb_rnp_quiet;
+void kb_rnp_quiet_begin(kb_rnp_quiet *q);
+void kb_rnp_quiet_end(kb_rnp_quiet *q);
 
 #endif

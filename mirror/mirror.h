@@ -78,7 +78,14 @@ typedef enum {
 /* A new RSA signing key for userid; *sec gets the transferable secret key,
  * *pub the public key, both ASCII-armored. */
 KB_MUST kb_err *kb_pgp_keygen(const char *userid, kb_buf *sec, kb_buf *pub);
-/* Signs data with the secret key in sec (armored or binary). */
+/* The fingerprint (uppercase hex) and first user id of the one primary
+ * key in key (public or secret, armored or binary); malloc'd. */
+KB_MUST kb_err *kb_pgp_key_info(const kb_buf *key, char **fpr, char **userid);
+/* Signs data with the secret key in sec (armored or binary). created may
+ * not be before the key's own creation (gpgv and rpm refuse that).
+ * KB_PGP_CLEARSIGN takes text only: no NUL, no CR, no line ending in a
+ * blank (RFC 4880 leaves those unsigned; such text is refused); a text
+ * without a final newline is read back with one. */
 KB_MUST kb_err *kb_pgp_sign(const kb_buf *sec, const void *data, size_t len, int64_t created,
 			    kb_pgp_mode mode, kb_buf *out);
 
@@ -144,5 +151,45 @@ KB_MUST kb_err *kb_mirror_closure(kb_store *s, const kb_upstream_def *ups,
  * each checked against the size and sha256 its signed index names. */
 KB_MUST kb_err *kb_mirror_download(kb_store *s, const kb_upstream_def *ups, size_t nups,
 				   const kb_pkg *pkgs, size_t n, const kb_fetch_opts *o);
+
+/* ---- darksites: signed apt and rpm-md repositories from the store
+ * (publish.c: inputs and the per-package metadata cache; publish_apt.c,
+ * publish_rpm.c: the two formats; publish_out.c: the output directory;
+ * publish_key.c: the exported public key) ----
+ * Every package's metadata (its control stanza, or its rpm-md records)
+ * is read from the package once and then kept in the store's action
+ * cache under the package's hash, so a republish reads no package. The
+ * same packages, options and epoch give byte-identical metadata and
+ * signatures. Republishing into a directory rewrites only what changed;
+ * the signed file (InRelease, repomd.xml) is written last. */
+typedef struct {
+	kb_hash hash;	   /* the package: a blob in the store */
+	const char *label; /* where it was named (path, hash, ref entry), for messages */
+} kb_publish_pkg;
+
+typedef struct {
+	const char *outdir;
+	int64_t epoch;	    /* SOURCE_DATE_EPOCH: Date, revision, timestamps, signature time */
+	const kb_buf *sec;  /* the OpenPGP secret key that signs (armored or binary) */
+	const kb_buf *pub;  /* its public key; NULL: derived from sec */
+	const char *keyname; /* exported as KEYNAME.asc and KEYNAME.gpg ("archive-key") */
+	/* apt only (defaults: "kbuild", "kbuild", "stable", the suite, "main") */
+	const char *origin, *label, *suite, *codename, *component;
+} kb_publish_opts;
+
+typedef struct {
+	const char *format; /* "apt" or "rpm-md" */
+	size_t packages;    /* distinct packages published */
+	size_t read;	    /* packages read (not in the metadata cache yet) */
+	size_t linked;	    /* pool files added or replaced */
+	size_t removed;	    /* stale files removed */
+	size_t written;	    /* metadata files written (the rest were unchanged) */
+} kb_publish_stats;
+
+/* Publishes pkgs (all .deb or all .rpm) into o->outdir. Everything is
+ * checked (packages, formats, key, signatures made) before the first
+ * write; files are replaced atomically. */
+KB_MUST kb_err *kb_publish(kb_store *s, const kb_publish_pkg *pkgs, size_t n,
+			   const kb_publish_opts *o, kb_publish_stats *st);
 
 #endif

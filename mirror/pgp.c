@@ -9,7 +9,7 @@
  * there, as gpgv and apt do. A clearsigned document must be exactly one
  * signed message: nothing before its first line, nothing but blank space
  * after its signature; only the signed text is handed back. */
-#include "mirror.h"
+#include "internal.h"
 
 #include <rnp/rnp.h>
 #include <rnp/rnp_err.h>
@@ -22,46 +22,6 @@
 
 #define CLEAR_BEGIN "-----BEGIN PGP SIGNED MESSAGE-----"
 #define SIG_END "-----END PGP SIGNATURE-----"
-
-/* librnp (as Debian builds it) logs its own view of every failure on
- * stderr, which cannot be switched off: while it works, stderr goes to a
- * temporary file whose lines are shown at debug level. */
-typedef struct {
-	int saved;
-	FILE *tmp;
-} quiet;
-
-static void quiet_begin(quiet *q)
-{
-	q->saved = -1;
-	q->tmp = NULL;
-	fflush(stderr);
-	if (!(q->tmp = tmpfile()))
-		return;
-	if ((q->saved = dup(STDERR_FILENO)) < 0 || dup2(fileno(q->tmp), STDERR_FILENO) < 0) {
-		if (q->saved >= 0)
-			close(q->saved);
-		q->saved = -1;
-		fclose(q->tmp);
-		q->tmp = NULL;
-	}
-}
-
-static void quiet_end(quiet *q)
-{
-	if (!q->tmp)
-		return;
-	fflush(stderr);
-	(void)dup2(q->saved, STDERR_FILENO);
-	close(q->saved);
-	char line[512];
-	rewind(q->tmp);
-	while (fgets(line, sizeof line, q->tmp)) {
-		line[strcspn(line, "\n")] = 0;
-		kb_debug("librnp: %s", line);
-	}
-	fclose(q->tmp);
-}
 
 /* a short, printable look at what arrived instead */
 static char *peek(const kb_buf *b)
@@ -269,11 +229,11 @@ static kb_err *check_clearsigned_shape(const kb_buf *doc)
 /* runs a prepared verification with librnp's own log kept quiet */
 static kb_err *execute(rnp_op_verify_t op, char **signer)
 {
-	quiet q;
-	quiet_begin(&q);
+	kb_rnp_quiet q;
+	kb_rnp_quiet_begin(&q);
 	rnp_result_t rc = rnp_op_verify_execute(op);
 	kb_err *err = judge(op, rc, signer);
-	quiet_end(&q);
+	kb_rnp_quiet_end(&q);
 	if (!err && rc) /* librnp agrees with nothing less than a good signature */
 		err = kb_errf("the signature does not verify: %s", rnp_result_to_string(rc));
 	return err;
