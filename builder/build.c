@@ -205,14 +205,16 @@ static void vary(hostenv *h)
 	setenv("LANG", "fr_FR.UTF-8", 1);
 	setenv("KBUILD_CHECK_NOISE", "1", 1);
 	h->umask = umask(077);
-	/* a later time: the second build starts in another second */
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec = 0;
-	ts.tv_nsec = 1000000000L - ts.tv_nsec;
-	if (ts.tv_nsec > 999999999L)
-		ts.tv_nsec = 999999999L;
-	nanosleep(&ts, NULL);
+	/* a later time: the second build starts in another second (a loop:
+	 * a signal may cut a sleep short) */
+	time_t t0 = time(NULL);
+	while (time(NULL) <= t0) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec = 0;
+		ts.tv_nsec = 1000000000L - ts.tv_nsec;
+		nanosleep(&ts, NULL);
+	}
 }
 
 static void unvary(hostenv *h)

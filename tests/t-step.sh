@@ -269,7 +269,7 @@ cat >recipes/k.recipe <<'EOF'
 include "base.inc"
 step "long" {
     root = "bb"
-    script = "echo kill-marker-42 > /out/partial; echo started; sleep 60"
+    script = "echo kill-marker-42 > /out/partial; echo started; sleep 6173"
     source_date_epoch = 1
 }
 EOF
@@ -283,12 +283,12 @@ for _ in $(seq 100); do
 done
 kill -9 $kpid
 wait $kpid 2>/dev/null
-sleep 0.3
-truth "kill -9 during a step: its processes die with kbuild" sh -c '! pgrep -x -f "sleep 60" >/dev/null'
+for _ in $(seq 30); do pgrep -x -f "sleep 6173" >/dev/null || break; sleep 0.1; done
+truth "kill -9 during a step: its processes die with kbuild" sh -c '! pgrep -x -f "sleep 6173" >/dev/null'
 truth "... its partial output is not in the store" \
 	[ ! -e "$(objpath "$(sha_str "$(printf 'kill-marker-42\n')")")" ]
 check "... fsck is clean" kb store fsck
-sed -i 's/sleep 60/true/' recipes/k.recipe
+sed -i 's/sleep 6173/true/' recipes/k.recipe
 kb lock k >/dev/null 2>&1
 check "... the next run starts the step cleanly" kb recipe k
 err_has "... running it" "step long: running"
