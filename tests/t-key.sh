@@ -12,6 +12,8 @@ ALL=$T/all-output # everything any kbuild command printed
 : >"$ALL"
 kbk() { run kb "$@"; cat "$OUT" "$ERR" >>"$ALL"; }
 mode() { stat -c %a "$1"; }
+# the line after the first one matching PATTERN in FILE, without leading blanks
+after() { grep -A1 -m1 -- "$2" "$1" | sed -n 2p | sed 's/^ *//'; }
 
 # ---- an X.509 key ----
 kbk key new mok
@@ -27,10 +29,9 @@ cp "$OUT" "$T/mok.txt"
 out_has "openssl: RSA 4096, self-signed with SHA-256" "Public-Key: (4096 bit)" \
 	"Signature Algorithm: sha256WithRSAEncryption" "Subject: CN = kbuild module signing key mok" \
 	"Issuer: CN = kbuild module signing key mok"
-truth "openssl: basicConstraints critical, CA:FALSE" grep -A1 -q 'Basic Constraints: critical' "$T/mok.txt"
-truth "... CA:FALSE" grep -qx ' *CA:FALSE' "$T/mok.txt"
-truth "openssl: keyUsage digitalSignature (only)" grep -A1 'X509v3 Key Usage' "$T/mok.txt" | grep -qx ' *Digital Signature'
-truth "openssl: extendedKeyUsage codeSigning" grep -A1 'Extended Key Usage' "$T/mok.txt" | grep -qx ' *Code Signing'
+same "openssl: basicConstraints critical, CA:FALSE" "$(after "$T/mok.txt" 'Basic Constraints: critical')" "CA:FALSE"
+same "openssl: keyUsage digitalSignature (only)" "$(after "$T/mok.txt" 'X509v3 Key Usage')" "Digital Signature"
+same "openssl: extendedKeyUsage codeSigning (only)" "$(after "$T/mok.txt" 'Extended Key Usage')" "Code Signing"
 SKID=$(grep -A1 'Subject Key Identifier' "$T/mok.txt" | tail -n1 | tr -d ' ')
 AKID=$(grep -A1 'Authority Key Identifier' "$T/mok.txt" | tail -n1 | tr -d ' ' | sed 's/^keyid://')
 truth "openssl: a subject key identifier" grep -qE '^([0-9A-F]{2}:){19}[0-9A-F]{2}$' <<<"$SKID"
@@ -162,6 +163,31 @@ kbk --keys "$T/open" key new x
 same "a key directory others may enter is refused for new keys" "$RC" 1
 err_has "... with the chmod to run" "chmod 700 $T/open"
 truth "... and nothing is written" [ -z "$(ls "$T/open")" ]
+
+# ---- loading a private key (by signing with it) ----
+cp /usr/bin/true "$T/elf.ko"
+kbk sign module --key mok "$T/elf.ko" "$T/elf.signed"
+same "the private key is used when it is 0600" "$RC" 0
+for m in 644 640 604 660; do
+	chmod "$m" "$K/mok.key"
+	kbk sign module --key mok "$T/elf.ko" "$T/elf.signed2"
+	same "a private key of mode 0$m is refused" "$RC" 1
+	err_has "... naming the file, its mode and the chmod to run" "$K/mok.key" "0$m" "chmod 600 $K/mok.key"
+done
+chmod 600 "$K/mok.key"
+truth "... and nothing was signed" [ ! -e "$T/elf.signed2" ]
+ln -s mok.key "$K/link.key"
+cp "$K/mok.crt" "$K/link.crt"
+kbk sign module --key link "$T/elf.ko" "$T/elf.signed3"
+same "a private key that is a symlink is refused" "$RC" 1
+rm -f "$K/link.key" "$K/link.crt"
+cp "$K/corp.key" "$T/corp.key.keep"
+cp "$K/mok.key" "$K/swap.key"
+cp "$K/corp.crt" "$K/swap.crt"
+kbk sign module --key swap "$T/elf.ko" "$T/elf.signed4"
+same "a private key that does not belong to the certificate is refused" "$RC" 1
+err_has "... saying so" "is not the private key of $K/swap.crt"
+rm -f "$K/swap.key" "$K/swap.crt"
 
 # ---- secrets stay secret ----
 truth "no command printed the X.509 private key" [ -z "$(grep -F -- "$BODY" "$ALL")" ]
