@@ -243,6 +243,8 @@ static kb_err *check_step(kb_store *s, const kb_recipe *r, kb_step_run *x, const
 	vary(&h);
 	kb_oid second;
 	kb_err *err = kb_step_exec(s, &y, &second);
+	if (!err && x->st->kernel)
+		err = kb_kernel_modules_check(s, x->st, &second);
 	unvary(&h);
 	free((char *)y.logpath);
 	if (err)
@@ -281,8 +283,10 @@ static kb_hash run_key(const kb_step_run *x, const kb_oid *root)
 	char hex[KB_HEX_LEN + 1];
 	kb_buf_addf(&b, "kbuild-step %d\n", KB_STEP_VERSION);
 	kb_step_def(x->st, &b);
-	kb_hash_hex(&root->hash, hex);
-	kb_buf_addf(&b, "root %s\n", hex);
+	if (root->type != KB_NONE) {
+		kb_hash_hex(&root->hash, hex);
+		kb_buf_addf(&b, "root %s\n", hex);
+	}
 	for (size_t i = 0; i < x->st->ninputs; i++) {
 		kb_hash_hex(&x->inputs[i].hash, hex);
 		kb_buf_addf(&b, "read %s %s %s\n", x->st->inputs[i], kb_objtype_name(x->inputs[i].type),
@@ -316,13 +320,14 @@ kb_err *kb_build(kb_store *s, const kb_recipe *r, const kb_lock *l, kb_action *a
 		if (!act[i].step)
 			continue;
 		const kb_step *st = act[i].step;
-		const kb_action *root = action(act, n, st->root);
+		const kb_action *root = st->root ? action(act, n, st->root) : NULL;
 		kb_step_run x = {.r = r, .st = st, .jobs = jobs, .work_prefix = "step"};
 		kb_oid *in = kb_arena_alloc(a, (st->ninputs + 1) * sizeof *in);
 		for (size_t k = 0; k < st->ninputs; k++)
 			in[k] = action(act, n, st->inputs[k])->result;
 		x.inputs = in;
-		kb_hash key = run_key(&x, &root->result);
+		kb_oid noroot = {KB_NONE, {{0}}};
+		kb_hash key = run_key(&x, root ? &root->result : &noroot);
 		int hit = 0;
 		if ((err = kb_ac_get(s, &key, &act[i].result, NULL, &hit)))
 			break;
@@ -332,6 +337,16 @@ kb_err *kb_build(kb_store *s, const kb_recipe *r, const kb_lock *l, kb_action *a
 			act[i].pending = 0;
 			continue;
 		}
+		if (st->kind != KB_STEP_RUN) {
+			/* kbuild's own writers: deterministic by construction, not run twice */
+			if (!hit && ((err = kb_artifact_exec(s, st, &in[0], &act[i].result)) ||
+				     (err = kb_ac_put(s, &key, &act[i].result, NULL))))
+				break;
+			act[i].pending = 0;
+			continue;
+		}
+		if (st->kernel && (err = kb_kernel_headers(s, st, &root->result, &x.kdir)))
+			break;
 		char hex[KB_HEX_LEN + 1];
 		kb_hash_hex(&root->result.hash, hex);
 		const char *rootdir = roots ? kb_arena_printf(a, "%s/%s", kb_workdir_path(roots), hex)
@@ -353,6 +368,7 @@ kb_err *kb_build(kb_store *s, const kb_recipe *r, const kb_lock *l, kb_action *a
 				x.logpath);
 			double t0 = now();
 			if ((err = kb_step_exec(s, &x, &act[i].result)) ||
+			    (st->kernel && (err = kb_kernel_modules_check(s, st, &act[i].result))) ||
 			    (err = kb_ac_put(s, &key, &act[i].result, NULL)))
 				break;
 			kb_info("[%zu/%zu] step %s: done in %.1f s", done, nsteps, st->name, now() - t0);

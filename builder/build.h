@@ -28,11 +28,25 @@ typedef struct {
 	const kb_oid *inputs;	  /* st->inputs[i]'s result */
 	int jobs;
 	const char *work_prefix; /* the host directory's name: varies under --check */
+	const char *kdir;	  /* with st->kernel: the headers' directory inside */
 	const char *logpath;
 } kb_step_run;
 
 /* Runs the step and stores its output tree (committed, *out). A failure
  * stores nothing and its error holds the log's last lines and path. */
 KB_MUST kb_err *kb_step_exec(kb_store *s, const kb_step_run *x, kb_oid *out);
+
+/* ---- kbuild's own steps and kernel checks (artifact.c) ---- */
+/* A step with kernel = KVER: the root must hold that kernel's headers
+ * (Debian's /usr/src/linux-headers-KVER or EL's /usr/src/kernels/KVER,
+ * whose utsrelease.h names KVER); *kdir gets the directory's prefix. */
+KB_MUST kb_err *kb_kernel_headers(kb_store *s, const kb_step *st, const kb_oid *root,
+				  const char **kdir);
+/* ... and every .ko of its output has vermagic KVER (and there is one) */
+KB_MUST kb_err *kb_kernel_modules_check(kb_store *s, const kb_step *st, const kb_oid *out);
+/* the SHA-256 of a sign step's certificate (its key must exist) */
+KB_MUST kb_err *kb_cert_sha256(const kb_step *st, char hex[KB_HEX_LEN + 1]);
+/* a sign, deb or rpm step on its input tree: the output committed */
+KB_MUST kb_err *kb_artifact_exec(kb_store *s, const kb_step *st, const kb_oid *in, kb_oid *out);
 
 #endif

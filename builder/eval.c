@@ -700,14 +700,40 @@ static void quoted(kb_buf *def, const char *what, const char *v)
 	free(q);
 }
 
+static void opt(kb_buf *def, const char *what, const char *v)
+{
+	if (v)
+		quoted(def, what, v);
+}
+
 /* what a step is, apart from what it reads: also part of its run key */
 void kb_step_def(const kb_step *st, kb_buf *def)
 {
-	kb_buf_addf(def, "step %s\nepoch %lld\n", st->name, (long long)st->epoch);
+	static const char *const kinds[] = {"step", "sign", "deb", "rpm"};
+	kb_buf_addf(def, "%s %s\nepoch %lld\n", kinds[st->kind], st->name, (long long)st->epoch);
 	for (size_t i = 0; i < st->argc; i++)
 		quoted(def, "arg", st->argv[i]);
 	for (size_t i = 0; i < st->nenv; i++)
 		quoted(def, "env", st->env[i]);
+	opt(def, "kernel", st->kernel);
+	opt(def, "key", st->key);
+	opt(def, "cert", st->cert_sha256);
+	opt(def, "hash", st->kind == KB_STEP_SIGN ? st->hash : NULL);
+	opt(def, "certificate", st->certificate);
+	const char *f[] = {st->pkgname, st->version, st->release, st->arch, st->maintainer,
+			   st->summary, st->description, st->license, st->url, st->section,
+			   st->priority, st->group, st->kmod, st->postinst, st->postrm};
+	static const char *const fn[] = {"name", "version", "release", "arch", "maintainer",
+					 "summary", "description", "license", "url", "section",
+					 "priority", "group", "kmod", "postinst", "postrm"};
+	for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+		opt(def, fn[i], f[i]);
+	for (size_t i = 0; i < st->ndepends; i++)
+		quoted(def, "depends", st->depends[i]);
+	for (size_t i = 0; i < st->nprovides; i++)
+		quoted(def, "provides", st->provides[i]);
+	for (size_t i = 0; i < st->nconflicts; i++)
+		quoted(def, "conflicts", st->conflicts[i]);
 }
 
 static const kb_action *find_action(const kb_action *v, size_t n, const char *name)
@@ -764,8 +790,10 @@ kb_err *kb_eval(const kb_recipe *r, const kb_lock *l, kb_arena *a, kb_action **o
 		kb_action *x = &v[r->nin + i];
 		kb_buf def = {0};
 		kb_step_def(st, &def);
-		kb_hash_hex(&find_action(v, r->nin + i, st->root)->key, hex);
-		kb_buf_addf(&def, "root %s %s\n", st->root, hex);
+		if (st->root) {
+			kb_hash_hex(&find_action(v, r->nin + i, st->root)->key, hex);
+			kb_buf_addf(&def, "root %s %s\n", st->root, hex);
+		}
 		for (size_t k = 0; k < st->ninputs; k++) {
 			kb_hash_hex(&find_action(v, r->nin + i, st->inputs[k])->key, hex);
 			kb_buf_addf(&def, "read %s %s\n", st->inputs[k], hex);

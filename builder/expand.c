@@ -192,13 +192,43 @@ static const keyspec step_keys[] = {
 	{"source_date_epoch", KB_V_NUM, 1, "1700000000"},
 	{"timeout", KB_V_NUM, 0, "3600"},
 	{"max_output", KB_V_NUM, 0, "4294967296"},
+	{"kernel", KB_V_STR, 0, "\"6.1.0-26-amd64\""},
+	{0}};
+static const keyspec sign_keys[] = {
+	{"modules", KB_V_STR, 1, "\"<a step whose output holds .ko files>\""},
+	{"key", KB_V_STR, 1, "\"<an X.509 key of the key directory: kbuild key new NAME>\""},
+	{"hash", KB_V_STR, 0, "\"sha256\""},
+	{"certificate", KB_V_STR, 0, "\"usr/share/kbuild/mok.der\""},
+	{0}};
+static const keyspec pkg_keys[] = {
+	{"tree", KB_V_STR, 1, "\"<a step whose output is the payload>\""},
+	{"name", KB_V_STR, 1, "\"zfs\""},
+	{"version", KB_V_STR, 1, "\"2.1.11\""},
+	{"source_date_epoch", KB_V_NUM, 1, "1700000000"},
+	{"release", KB_V_STR, 0, "\"1\""},
+	{"arch", KB_V_STR, 0, "\"amd64\""},
+	{"maintainer", KB_V_STR, 0, "\"Name <mail@example.org>\""},
+	{"summary", KB_V_STR, 0, "\"one line\""},
+	{"description", KB_V_STR, 0, "\"more text\""},
+	{"license", KB_V_STR, 0, "\"CDDL\""},
+	{"url", KB_V_STR, 0, "\"https://example.org\""},
+	{"section", KB_V_STR, 0, "\"kernel\""},
+	{"priority", KB_V_STR, 0, "\"optional\""},
+	{"group", KB_V_STR, 0, "\"System Environment/Kernel\""},
+	{"kmod", KB_V_STR, 0, "\"<a kernel release: the kernel-module package conventions>\""},
+	{"postinst", KB_V_STR, 0, "\"#!/bin/sh\\n...\""},
+	{"postrm", KB_V_STR, 0, "\"#!/bin/sh\\n...\""},
+	{"depends", KB_V_LIST, 0, "[\"libc6 (>= 2.36)\"]"},
+	{"provides", KB_V_LIST, 0, "[\"zfs-modules\"]"},
+	{"conflicts", KB_V_LIST, 0, "[\"zfs-dkms\"]"},
 	{0}};
 
 #define STEP_TIMEOUT 3600
 #define STEP_MAX_OUTPUT (16ull << 30)
 
 static const char *const block_kinds[] = {"upstream", "url",	  "git", "file", "key",
-					  "package",  "buildroot", "step", "template", "use", NULL};
+					  "package",  "buildroot", "step", "sign", "deb", "rpm",
+					  "template", "use", NULL};
 
 static size_t edit_distance(const char *a, const char *b)
 {
@@ -242,9 +272,9 @@ static const char *type_word(kb_vtype t)
 
 /* evaluated attributes of one block, indexed like its keyspec */
 typedef struct {
-	rval v[16];
-	int set[16];
-	kb_pos pos[16];
+	rval v[24];
+	int set[24];
+	kb_pos pos[24];
 } attrs;
 
 static kb_err *check_block(ctx *c, const scope *sc, const kb_node *b, const char *what,
@@ -448,6 +478,8 @@ static kb_err *add_input(ctx *c, const scope *sc, const kb_node *b, const char *
 	return NULL;
 }
 
+static kb_err *push_step(ctx *c, const kb_node *b, const kb_step *st);
+
 static kb_err *add_step(ctx *c, const scope *sc, const kb_node *b, const char *name)
 {
 	const char *what = kb_arena_printf(c->a, "step '%s'", name);
@@ -455,8 +487,8 @@ static kb_err *add_step(ctx *c, const scope *sc, const kb_node *b, const char *n
 	kb_err *err = check_block(c, sc, b, what, step_keys, &at);
 	if (err)
 		return err;
-	kb_step st = {.name = name, .pos = b->pos, .root = at.v[0].s, .root_pos = at.v[0].pos,
-		      .epoch = at.v[5].num,
+	kb_step st = {.kind = KB_STEP_RUN, .name = name, .pos = b->pos, .root = at.v[0].s,
+		      .root_pos = at.v[0].pos, .epoch = at.v[5].num, .kernel = str_at(&at, 8),
 		      .timeout_s = at.set[6] ? (long)at.v[6].num : STEP_TIMEOUT,
 		      .max_output = at.set[7] ? (uint64_t)at.v[7].num : STEP_MAX_OUTPUT};
 	st.inputs = strlist(c, &at, 1, &st.ninputs);
@@ -496,13 +528,72 @@ static kb_err *add_step(ctx *c, const scope *sc, const kb_node *b, const char *n
 	}
 	if (st.epoch < 0 || st.timeout_s <= 0)
 		return kb_pos_err(b->pos, "%s: source_date_epoch must be >= 0 and timeout > 0", what);
+	return push_step(c, b, &st);
+}
+
+/* one input, at the position of the key that names it */
+static void one_input(ctx *c, kb_step *st, const rval *v)
+{
+	st->inputs = kb_arena_alloc(c->a, sizeof *st->inputs);
+	st->input_pos = kb_arena_alloc(c->a, sizeof *st->input_pos);
+	st->inputs[0] = v->s;
+	st->input_pos[0] = v->pos;
+	st->ninputs = 1;
+}
+
+static kb_err *add_sign(ctx *c, const scope *sc, const kb_node *b, const char *name)
+{
+	const char *what = kb_arena_printf(c->a, "sign '%s'", name);
+	attrs at;
+	kb_err *err = check_block(c, sc, b, what, sign_keys, &at);
+	if (err)
+		return err;
+	kb_step st = {.kind = KB_STEP_SIGN, .name = name, .pos = b->pos, .key = at.v[1].s,
+		      .hash = at.set[2] ? at.v[2].s : "sha256", .certificate = str_at(&at, 3)};
+	one_input(c, &st, &at.v[0]);
+	if (strcmp(st.hash, "sha256") && strcmp(st.hash, "sha384") && strcmp(st.hash, "sha512"))
+		return kb_pos_err(at.v[2].pos, "%s: hash is \"sha256\", \"sha384\" or \"sha512\"", what);
+	if (st.certificate && (!*st.certificate || st.certificate[0] == '/' ||
+			       strstr(st.certificate, "..") || st.certificate[strlen(st.certificate) - 1] == '/'))
+		return kb_pos_err(at.v[3].pos, "%s: certificate is a relative path in the output, "
+					       "like \"usr/share/kbuild/mok.der\"", what);
+	return push_step(c, b, &st);
+}
+
+static kb_err *add_pkg(ctx *c, const scope *sc, const kb_node *b, const char *name, int rpm)
+{
+	const char *what = kb_arena_printf(c->a, "%s '%s'", rpm ? "rpm" : "deb", name);
+	attrs at;
+	kb_err *err = check_block(c, sc, b, what, pkg_keys, &at);
+	if (err)
+		return err;
+	kb_step st = {.kind = rpm ? KB_STEP_RPM : KB_STEP_DEB, .name = name, .pos = b->pos,
+		      .pkgname = at.v[1].s, .version = at.v[2].s, .epoch = at.v[3].num,
+		      .release = str_at(&at, 4), .arch = str_at(&at, 5),
+		      .maintainer = str_at(&at, 6), .summary = str_at(&at, 7),
+		      .description = str_at(&at, 8), .license = str_at(&at, 9),
+		      .url = str_at(&at, 10), .section = str_at(&at, 11),
+		      .priority = str_at(&at, 12), .group = str_at(&at, 13), .kmod = str_at(&at, 14),
+		      .postinst = str_at(&at, 15), .postrm = str_at(&at, 16)};
+	one_input(c, &st, &at.v[0]);
+	st.depends = strlist(c, &at, 17, &st.ndepends);
+	st.provides = strlist(c, &at, 18, &st.nprovides);
+	st.conflicts = strlist(c, &at, 19, &st.nconflicts);
+	if (st.epoch < 0)
+		return kb_pos_err(b->pos, "%s: source_date_epoch must be >= 0", what);
+	return push_step(c, b, &st);
+}
+
+static kb_err *push_step(ctx *c, const kb_node *b, const kb_step *st)
+{
 	void **slot;
-	if ((err = claim_name(c, b, name, &slot)))
+	kb_err *err = claim_name(c, b, st->name, &slot);
+	if (err)
 		return err;
 	*slot = (void *)(uintptr_t)(((c->r->nsteps + 1) << 1) | 1);
 	c->r->steps = kb_arena_grow(c->a, c->r->steps, c->r->nsteps, &c->step_cap,
 				    sizeof *c->r->steps);
-	c->r->steps[c->r->nsteps++] = st;
+	c->r->steps[c->r->nsteps++] = *st;
 	return NULL;
 }
 
@@ -691,6 +782,12 @@ static kb_err *items(ctx *c, scope *sc, const kb_node *it, size_t n, int topleve
 			} else if (!strcmp(x->word, "step")) {
 				if (!(err = label_of(c, sc, x, &name)))
 					err = add_step(c, sc, x, name);
+			} else if (!strcmp(x->word, "sign")) {
+				if (!(err = label_of(c, sc, x, &name)))
+					err = add_sign(c, sc, x, name);
+			} else if (!strcmp(x->word, "deb") || !strcmp(x->word, "rpm")) {
+				if (!(err = label_of(c, sc, x, &name)))
+					err = add_pkg(c, sc, x, name, x->word[0] == 'r');
 			} else {
 				static const char *const kinds[] = {"url",     "git",	   "file",
 								    "key",     "package", "buildroot"};
@@ -700,7 +797,7 @@ static kb_err *items(ctx *c, scope *sc, const kb_node *it, size_t n, int topleve
 				if (k == 6)
 					return kb_pos_err(x->pos, "unknown block '%s'%s (blocks: upstream, "
 								  "url, git, file, key, package, buildroot, "
-								  "step, template, use)", x->word,
+								  "step, sign, deb, rpm, template, use)", x->word,
 							  suggest(c->a, x->word, block_kinds, sizeof *block_kinds));
 				if (!(err = label_of(c, sc, x, &name)))
 					err = add_input(c, sc, x, name, (kb_inkind)k, basedir);
@@ -789,8 +886,8 @@ static kb_err *order_steps(kb_recipe *r)
 	kb_err *err = NULL;
 	for (size_t i = 0; i < n; i++) {
 		const kb_step *st = &r->steps[i];
-		const kb_input *root = kb_recipe_input(r, st->root);
-		if (!root || root->kind != KB_IN_BUILDROOT)
+		const kb_input *root = st->root ? kb_recipe_input(r, st->root) : NULL;
+		if (st->kind == KB_STEP_RUN && (!root || root->kind != KB_IN_BUILDROOT))
 			return kb_pos_err(st->root_pos, "step '%s': root '%s' is not a buildroot of this "
 							"recipe; add buildroot \"%s\" { upstreams = [...] "
 							"packages = [...] }", st->name, st->root, st->root);
@@ -805,6 +902,13 @@ static kb_err *order_steps(kb_recipe *r)
 				return kb_pos_err(st->input_pos[k], "step '%s' reads input '%s', which is "
 								    "not declared%s", st->name, nm,
 						  names_of(r->a, r, nm));
+			if (st->kind != KB_STEP_RUN && in && in->kind != KB_IN_GIT &&
+			    in->kind != KB_IN_FILE)
+				return kb_pos_err(st->input_pos[k], "%s '%s' reads '%s', which is a file; "
+								    "it needs a tree (a step's output, a "
+								    "git or file input)",
+						  st->kind == KB_STEP_SIGN ? "sign" : "package",
+						  st->name, nm);
 			if (!strcmp(nm, st->name))
 				return kb_pos_err(st->input_pos[k], "step '%s' cannot read its own "
 								    "output", st->name);

@@ -81,23 +81,42 @@ typedef struct {
 	int essential; /* apt: add every Essential: yes package */
 } kb_input;
 
-/* A build step: a command run in the sandbox, on a build root, with
- * named inputs read-only at /inputs/NAME, writing its output to /out. */
+typedef enum {
+	KB_STEP_RUN,  /* a command in the sandbox on a build root */
+	KB_STEP_SIGN, /* kernel modules signed with a key of the key directory */
+	KB_STEP_DEB,  /* a tree packaged as a .deb */
+	KB_STEP_RPM   /* ... or as an .rpm */
+} kb_stepkind;
+
+/* A step: a command run in the sandbox, on a build root, with named
+ * inputs read-only at /inputs/NAME, writing its output to /out; or one of
+ * kbuild's own artifact writers (signing, packages), which read one input
+ * tree (inputs[0]) and run outside the sandbox. */
 typedef struct {
+	kb_stepkind kind;
 	const char *name;
 	kb_pos pos;
-	const char *root; /* a buildroot input */
+	const char *root; /* run: a buildroot input */
 	kb_pos root_pos;
 	const char **inputs; /* inputs or other steps */
 	kb_pos *input_pos;
 	size_t ninputs;
-	const char **argv; /* NULL-ended */
+	const char **argv; /* run: NULL-ended */
 	size_t argc;
-	const char **env; /* "K=V" */
+	const char **env; /* run: "K=V" */
 	size_t nenv;
 	int64_t epoch; /* SOURCE_DATE_EPOCH */
 	long timeout_s;
 	uint64_t max_output;
+	const char *kernel; /* run: the kernel release modules are built for */
+	/* sign */
+	const char *key, *hash, *certificate;
+	const char *cert_sha256; /* the key's certificate, set before kb_eval */
+	/* deb, rpm: the package's fields, as kbuild package takes them */
+	const char *pkgname, *version, *release, *arch, *maintainer, *summary, *description,
+		*license, *url, *section, *priority, *group, *kmod, *postinst, *postrm;
+	const char **depends, **provides, **conflicts;
+	size_t ndepends, nprovides, nconflicts;
 } kb_step;
 
 typedef struct {

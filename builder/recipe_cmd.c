@@ -1,8 +1,11 @@
 /* 'kbuild lock NAME' resolves a recipe's inputs into its lock file;
  * 'kbuild recipe NAME' builds from the lock alone and never resolves. */
 #include "build.h"
+#include "key.h"
 
+#include <errno.h>
 #include <getopt.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -98,6 +101,37 @@ static kb_err *do_lock(kb_store *s, kb_recipe *r, const args *a)
 	return err;
 }
 
+/* Each sign step's key: its certificate is part of what the step is. A
+ * key the directory lacks is made on first use, and the user told where
+ * it is and how to enroll it: modules signed with it load under Secure
+ * Boot only once it is enrolled. */
+static kb_err *sign_keys(kb_recipe *r, kb_arena *a)
+{
+	kb_err *err = NULL;
+	for (size_t i = 0; !err && i < r->nsteps; i++) {
+		kb_step *st = &r->steps[i];
+		if (st->kind != KB_STEP_SIGN)
+			continue;
+		char hex[KB_HEX_LEN + 1];
+		char *dir = kb_key_dir(), *crt = kb_asprintf("%s/%s.crt", dir, st->key);
+		char *subject = kb_asprintf("kbuild module signing key %s", st->key);
+		if (access(crt, F_OK) < 0 && errno == ENOENT &&
+		    !(err = kb_key_new_x509(st->key, subject)))
+			kb_info("made the module signing key '%s' in %s (the private key stays there, "
+				"mode 0600). To load the modules under Secure Boot, enroll its "
+				"certificate: mokutil --import %s/%s.der, then reboot and confirm in "
+				"the MOK manager.", st->key, dir, dir, st->key);
+		free(dir);
+		free(crt);
+		free(subject);
+		if (!err)
+			err = kb_cert_sha256(st, hex);
+		if (!err)
+			st->cert_sha256 = kb_arena_strdup(a, hex);
+	}
+	return err;
+}
+
 static kb_err *do_recipe(kb_store *s, kb_recipe *r, const args *a)
 {
 	kb_lock *l = NULL;
@@ -111,6 +145,8 @@ static kb_err *do_recipe(kb_store *s, kb_recipe *r, const args *a)
 	kb_arena *ar = kb_arena_new();
 	kb_action *act = NULL;
 	size_t n = 0;
+	if (!err)
+		err = sign_keys(r, ar);
 	if (!err)
 		err = kb_eval(r, l, ar, &act, &n);
 	if (!err)

@@ -96,12 +96,18 @@ kb_err *kb_step_exec(kb_store *s, const kb_step_run *x, kb_oid *out)
 	if (!err && logfd < 0)
 		err = kb_errno(errno, "cannot write the log %s", x->logpath);
 
-	const char **extra = kb_arena_alloc(a, (st->nenv + 2) * sizeof *extra);
-	extra[0] = kb_arena_printf(a, "JOBS=%d", x->jobs);
-	memcpy(extra + 1, st->env, st->nenv * sizeof *extra);
+	const char **extra = kb_arena_alloc(a, (st->nenv + 4) * sizeof *extra);
+	size_t nextra = 0;
+	extra[nextra++] = kb_arena_printf(a, "JOBS=%d", x->jobs);
+	if (st->kernel) {
+		extra[nextra++] = kb_arena_printf(a, "KVER=%s", st->kernel);
+		extra[nextra++] = kb_arena_printf(a, "KDIR=%s%s", x->kdir, st->kernel);
+	}
+	memcpy(extra + nextra, st->env, st->nenv * sizeof *extra);
+	nextra += st->nenv;
 	char **env = NULL;
 	if (!err)
-		err = kb_sandbox_env(st->epoch, extra, st->nenv + 1, &env);
+		err = kb_sandbox_env(st->epoch, extra, nextra, &env);
 	kb_bind binds[] = {
 		{kb_arena_printf(a, "%s/in", wd), "/inputs", 0},
 		{kb_arena_printf(a, "%s/out", wd), "/out", 1},

@@ -364,4 +364,63 @@ check "... and from another store in another directory" \
 rm -rf "$T/r4"
 kb --store "$T/elsewhere/deeper/store" store checkout "$(cat "$OUT")" "$T/r4" >/dev/null 2>&1
 same "... gives the same bytes" "$(sha "$T/r4/hello/hello")" "$H1"
+
+# ---- (c) a kernel module: built for one exact kernel, signed, packaged ----
+KVER=$(ls "$FIX"/debs/linux-headers-*-amd64_*.deb 2>/dev/null |
+	sed -n 's|.*/linux-headers-\([0-9][^_]*-amd64\)_.*|\1|p' | head -n1)
+if [ -z "$KVER" ] || ! command -v modinfo >/dev/null; then
+	ok "skipped: no kernel headers in the fixtures, or no modinfo"
+	finish
+fi
+export KBUILD_KEYS=$T/keys
+cp -r "$(dirname "$0")/fixtures/hello-module" "$P/mod"
+D='$'
+{
+	echo 'key "archive" { path = "../keys/archive.asc" }'
+	upstream fx fx bookworm
+	echo "let kver = \"$KVER\""
+	echo "buildroot \"kbuild\" { upstreams = [\"fx\"] packages = [\"build-essential\", \"linux-headers-$D{kver}\", \"mawk\"] }"
+	echo 'file "src" { path = "../mod" }'
+	echo 'step "hello-ko" {'
+	echo '    root = "kbuild"'
+	echo '    inputs = ["src"]'
+	echo "    kernel = \"$D{kver}\""
+	echo '    script = "cp -r /inputs/src/. /build/ && make -C $KDIR M=/build modules && mkdir -p /out/lib/modules/$KVER/updates && cp /build/*.ko /out/lib/modules/$KVER/updates/"'
+	echo '    source_date_epoch = 1700000000'
+	echo '}'
+	echo 'sign "hello-signed" { modules = "hello-ko" key = "mok" certificate = "usr/share/kbuild/mok.der" }'
+	echo "deb \"hello-deb\" { tree = \"hello-signed\" name = \"hello\" version = \"1.0\" kmod = \"$D{kver}\" maintainer = \"t <t@example.org>\" summary = \"hello module\" source_date_epoch = 1700000000 }"
+	echo "rpm \"hello-rpm\" { tree = \"hello-signed\" name = \"hello\" version = \"1.0\" release = \"1\" kmod = \"$D{kver}\" license = \"GPL\" summary = \"hello module\" source_date_epoch = 1700000000 }"
+} >recipes/m.recipe
+check "a module recipe locks (build-essential plus the headers of $KVER)" kb lock m
+check "it builds, signs and packages" kb recipe --check m
+err_has "... making the signing key on first use, saying where and how to enroll it" \
+	"made the module signing key 'mok' in $T/keys" "mokutil --import $T/keys/mok.der"
+err_has "... checking the module's vermagic" "1 module, each for kernel $KVER"
+err_has "... and the module build is reproducible" "step hello-ko: reproducible"
+same "the private key is 0600" "$(stat -c %a "$T/keys/mok.key")" 600
+keyline=$(sed -n 2p "$T/keys/mok.key")
+truth "... and its bytes are nowhere in the store" sh -c "! grep -rqF -- '$keyline' '$KBUILD_STORE/objects'"
+rm -rf "$T/m1"
+kb store checkout "$(cat "$OUT")" "$T/m1" >/dev/null 2>&1
+KO=$T/m1/hello-signed/lib/modules/$KVER/updates/hello.ko
+run modinfo "$KO"
+out_has "modinfo: vermagic is the kernel's" "vermagic:       $KVER "
+out_has "... signed by the key, with sha256" "signer:         kbuild module signing key mok" "sig_hashalgo:   sha256"
+same_file "the certificate ships in the tree, as DER" "$T/m1/hello-signed/usr/share/kbuild/mok.der" "$T/keys/mok.der"
+DEB=$(ls "$T"/m1/hello-deb/*.deb)
+same "the .deb follows Debian's conventions" "$(dpkg-deb -f "$DEB" Package Depends | tr '\n' ' ')" \
+	"Package: hello-modules-$KVER Depends: linux-image-$KVER "
+truth "... holds the signed module" sh -c "dpkg-deb -c '$DEB' | grep -q 'lib/modules/$KVER/updates/hello.ko'"
+RPM=$(ls "$T"/m1/hello-rpm/*.rpm)
+run rpm -qp --requires "$RPM"
+out_has "the .rpm follows EL's kmod conventions" "kernel-uname-r = $KVER"
+check "again: nothing to do" kb recipe m
+err_has "... says so" "nothing to do"
+sed -i 's/^    kernel = .*/    kernel = "6.1.0-1-amd64"/' recipes/m.recipe
+kb lock m >/dev/null 2>&1
+expect_fail 1 "headers for another kernel release are refused before compiling" kb recipe m
+err_has "... naming the step and what the root has" "step 'hello-ko' (recipes/m.recipe:" \
+	"has no headers for kernel 6.1.0-1-amd64 (it has $KVER)"
+truth "... nothing ran" sh -c "! grep -q 'step hello-ko: running' '$ERR'"
 finish
