@@ -135,6 +135,12 @@ kb_err *kb_key_read(const kb_key_dirh *d, const char *file, int secret, kb_buf *
 		err = kb_errf("%s/%s is too large for a key (%lld bytes)", d->path, file,
 			      (long long)st.st_size);
 	if (!err) {
+		/* sized up front: growing would leave copies of a secret in freed memory */
+		if (out->cap < (size_t)st.st_size + 1) {
+			kb_key_buf_wipe(out);
+			out->cap = (size_t)st.st_size + 1;
+			out->p = kb_malloc(out->cap);
+		}
 		char tmp[4096];
 		size_t got;
 		out->len = 0;
