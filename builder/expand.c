@@ -1001,6 +1001,14 @@ static kb_err *cross_check(kb_recipe *r)
 	return NULL;
 }
 
+const kb_upstream *kb_recipe_upstream(const kb_recipe *r, const char *name)
+{
+	for (size_t i = 0; i < r->nup; i++)
+		if (!strcmp(r->up[i].name, name))
+			return &r->up[i];
+	return NULL;
+}
+
 const kb_step *kb_recipe_step(const kb_recipe *r, const char *name)
 {
 	for (size_t i = 0; i < r->nsteps; i++)

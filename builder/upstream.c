@@ -290,11 +290,3 @@ kb_err *kb_upstream_def_of(kb_store *s, const kb_recipe *r, const kb_upstream *u
 	d->keyring = key.hash;
 	return NULL;
 }
-
-const kb_upstream *kb_recipe_upstream(const kb_recipe *r, const char *name)
-{
-	for (size_t i = 0; i < r->nup; i++)
-		if (!strcmp(r->up[i].name, name))
-			return &r->up[i];
-	return NULL;
-}

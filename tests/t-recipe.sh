@@ -57,7 +57,7 @@ truth "lock pins the directory input by its tree hash" grep -q "sha256 $srchash"
 truth "lock pins the single file by its sha256" grep -q "sha256 $(sha src/main.c)" recipes/demo.lock
 truth "lock names the key's format" grep -q "format x509" recipes/demo.lock
 check "kbuild recipe builds from the lock" kb recipe demo
-err_has "first run reports the inputs" "5 inputs in the store"
+err_has "first run reports the inputs" "5 inputs, 0 steps"
 result=$(cat "$OUT")
 check "kbuild recipe again" kb recipe demo
 err_has "second run does nothing and says so" "up to date: nothing to do"
@@ -123,7 +123,7 @@ url "b" {
     sha265 = "00"
 }
 REC
-badcase bad3 "a duplicate input name" "recipes/bad3.recipe:2:1: an input named 'a' is already defined at recipes/bad3.recipe:1:1" <<'REC'
+badcase bad3 "a duplicate input name" "recipes/bad3.recipe:2:1: 'a' is already defined at recipes/bad3.recipe:1:1" <<'REC'
 file "a" { path = "../src" }
 file "a" { path = "../mod" }
 REC
