@@ -6,6 +6,7 @@
 #include "recipe.h"
 #include "rootfs.h"
 #include "sandbox.h"
+#include "../verify/verify.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,7 @@ static void usage(FILE *out)
 		"  kbuild package deb|rpm --name NAME --version V [OPTIONS] TREE\n"
 		"  kbuild sandbox --root DIR [OPTIONS] -- CMD [ARG]...\n"
 		"  kbuild key new [--openpgp] NAME\n"
+		"  kbuild diff [--json] [--max N] A B\n"
 		"  kbuild help [COMMAND ...]\n\n"
 		"Options:\n"
 		"  --store DIR   the store to use (default: $KBUILD_STORE, else\n"
@@ -61,6 +63,8 @@ static int help(int argc, char **argv)
 	if (!strcmp(argv[0], "package") && kb_pkg_help(stdout))
 		return 0;
 	if (!strcmp(argv[0], "key") && kb_key_help(argc > 1 ? argv[1] : NULL, stdout))
+		return 0;
+	if (!strcmp(argv[0], "diff") && kb_diff_help(stdout))
 		return 0;
 	if (!strcmp(argv[0], "sandbox") && kb_sandbox_help(stdout))
 		return 0;
@@ -148,6 +152,7 @@ int main(int argc, char **argv)
 						  : !strcmp(cmd, "fetch")  ? kb_fetch_main
 						  : !strcmp(cmd, "buildroot") ? kb_rootfs_main
 						  : !strcmp(cmd, "package")   ? kb_pkg_main
+						  : !strcmp(cmd, "diff")      ? kb_diff_main
 									   : NULL;
 	if (part) {
 		char *dir = store ? kb_strdup(store) : kb_store_default_path();
