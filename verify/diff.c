@@ -204,7 +204,7 @@ kb_err *d_node(dctx *c, const char *name, dsrc *a, dsrc *b)
 typedef struct {
 	const char *arg;
 	char *label;
-	int is_dir;
+	int is_dir, from_store;
 	dsrc src;     /* a file or a blob */
 	dtree tree;   /* a directory or a store tree */
 } operand;
@@ -245,6 +245,9 @@ static kb_err *open_operand(const char *arg, const kb_diff_opts *o, kb_store **s
 				return kb_errno(errno, "cannot open the directory %s", arg);
 			return NULL;
 		}
+		/* a fifo or device would block or never end: not a build output */
+		if (!S_ISREG(st.st_mode))
+			return kb_usage("%s is neither a regular file nor a directory", arg);
 		return ds_open_path(arg, &op->src);
 	}
 	int e = errno;
@@ -259,9 +262,10 @@ static kb_err *open_operand(const char *arg, const kb_diff_opts *o, kb_store **s
 		return u;
 	}
 	kb_oid oid;
+	op->from_store = 1;
 	if ((err = kb_store_resolve(*store, arg, &oid))) {
-		kb_err *u = kb_usage("%s: no such file or directory, nor an object or ref in the "
-				     "store %s (%s)", arg, kb_store_path(*store), err->msg);
+		kb_err *u = kb_usage("%s: no such file or directory, and not in the store either: %s",
+				     arg, err->msg);
 		kb_err_free(err);
 		return u;
 	}
@@ -272,6 +276,16 @@ static kb_err *open_operand(const char *arg, const kb_diff_opts *o, kb_store **s
 		return NULL;
 	}
 	return ds_open_object(*store, &oid.hash, &op->src);
+}
+
+static const char *short_label(const operand *op, const char *name, char buf[13])
+{
+	kb_hash h;
+	if (!op->from_store || kb_hash_parse(name, strlen(name), &h))
+		return name;
+	memcpy(buf, name, 12);
+	buf[12] = 0;
+	return buf;
 }
 
 static void close_operand(operand *op)
@@ -311,7 +325,11 @@ kb_err *kb_diff(const char *a, const char *b, const kb_diff_opts *o, kb_diff_lis
 		kb_store_close(store);
 		return err;
 	}
+	/* a store hash: its first 12 digits are name enough */
+	char sa[13], sb[13];
 	const char *na = base_name(a), *nb = base_name(b);
+	na = short_label(&oa, na, sa);
+	nb = short_label(&ob, nb, sb);
 	char *label = !strcmp(na, nb) ? kb_strdup(na) : kb_asprintf("{%s,%s}", na, nb);
 	d_push(&c, label);
 	free(label);

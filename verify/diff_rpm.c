@@ -303,8 +303,13 @@ static void cmp_tag(dctx *c, const char *elem, const char *name, const tagv *x, 
 							   hb->files && y->count == hb->nfiles &&
 							   !strcmp(ha->files[i], hb->files[i])
 						   ? ha->files[i] : NULL;
-			d_report(c, elem, "tag", NULL, "%sitem %u%s%s%s: %s vs %s", counts, i,
-				 file ? " (" : "", file ? file : "", file ? ")" : "", va, vb);
+			uint32_t ndiff = 0;
+			for (uint32_t k = i; k < n; k++)
+				ndiff += is_int(x->type) ? int_at(x, k) != int_at(y, k)
+							 : !!strcmp(nth(x, k), nth(y, k));
+			d_report(c, elem, "tag", NULL, "%sitem %u%s%s%s: %s vs %s (%u of %u items differ)",
+				 counts, i, file ? " (" : "", file ? file : "", file ? ")" : "", va, vb,
+				 ndiff, n);
 			return;
 		}
 		d_report(c, elem, "tag", NULL, "%u vs %u items, the first %u equal", x->count,
