@@ -317,12 +317,16 @@ kb_err *kb_diff(const char *a, const char *b, const kb_diff_opts *o, kb_diff_lis
 	operand oa, ob;
 	kb_err *err = open_operand(a, o, &store, &oa);
 	if (err) {
+		close_operand(&oa);
 		kb_store_close(store);
+		kb_diff_list_free(out);
 		return err;
 	}
 	if ((err = open_operand(b, o, &store, &ob))) {
 		close_operand(&oa);
+		close_operand(&ob);
 		kb_store_close(store);
+		kb_diff_list_free(out);
 		return err;
 	}
 	/* a store hash: its first 12 digits are name enough */
