@@ -182,6 +182,18 @@ xz -1 -c order1.tar >order1-fast.tar.xz
 kdiff 1 "recompressed: differ" order1.tar.xz order1-fast.tar.xz
 line_has "recompressed: every entry equal, the compression differs" "every entry and its metadata compare equal"
 
+# large enough that both sides are listed at once (two threads), with
+# members over the 1 MiB kept from the listing (read again to compare)
+mkdir -p big
+head -c 1500000 /dev/urandom >big/blob
+head -c 300000 /dev/urandom >big/small
+tar -C big --mtime=@0 --owner=0 --group=0 -cJf big1.tar.xz blob small
+flip_byte big/blob 1400000
+tar -C big --mtime=@0 --owner=0 --group=0 -cJf big2.tar.xz blob small
+kdiff 1 "large tar.xz: differ" big1.tar.xz big2.tar.xz
+line_has "large tar.xz: the member read again, its offset" \
+	"{big1.tar.xz,big2.tar.xz} > blob: differs at offset 0x155cc0 (1 of 1500000 bytes differ)"
+
 # ---- .rpm at two SOURCE_DATE_EPOCHs ----
 rpm=(--name hello --version 1.0 --release 1 --arch x86_64 --license MIT --summary s)
 check "package rpm 1" kb package rpm "${rpm[@]}" --source-date-epoch 1700000000 -o a.rpm "$T1"

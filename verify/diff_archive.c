@@ -9,6 +9,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -16,6 +17,7 @@
 #define KEEP_ONE (1u << 20)	/* a member kept from the listing pass */
 #define KEEP_ALL (32u << 20)	/* all kept members of one listing */
 #define CHUNK (1u << 16)
+#define PARALLEL_MIN (1u << 20)
 
 typedef struct {
 	const char *name; /* quoted for display */
@@ -182,8 +184,9 @@ static const char *quoted(kb_arena *a, const char *s)
 	return r;
 }
 
-/* every entry with its metadata and content hash */
-static kb_err *list_archive(dctx *c, dafmt f, const dsrc *s, dlist *l)
+/* every entry with its metadata and content hash; *spent counts the
+ * bytes read (c is only read: the two sides may be listed at once) */
+static void list_archive(const dctx *c, dafmt f, const dsrc *s, dlist *l, uint64_t *spent)
 {
 	memset(l, 0, sizeof *l);
 	l->a = kb_arena_new();
@@ -191,10 +194,9 @@ static kb_err *list_archive(dctx *c, dafmt f, const dsrc *s, dlist *l)
 	struct archive *ar = open_ar(f, &r, &l->error, l->a);
 	if (!ar) {
 		free(r.buf);
-		return NULL;
+		return;
 	}
 	kb_sha *sha = kb_sha_new();
-	kb_err *err = NULL;
 	for (size_t idx = 0;; idx++) {
 		struct archive_entry *e;
 		int rc = archive_read_next_header(ar, &e);
@@ -240,7 +242,8 @@ static kb_err *list_archive(dctx *c, dafmt f, const dsrc *s, dlist *l)
 							   d->name);
 				break;
 			}
-			if (d_spend(c, n)) {
+			*spent += n;
+			if (c->work + *spent > c->work_cap) {
 				l->error = "more was read than the work limit allows";
 				break;
 			}
@@ -267,7 +270,39 @@ static kb_err *list_archive(dctx *c, dafmt f, const dsrc *s, dlist *l)
 	kb_sha_free(sha);
 	archive_read_free(ar);
 	free(r.buf);
-	return err;
+}
+
+struct lister {
+	const dctx *c;
+	dafmt f;
+	const dsrc *s;
+	dlist l;
+	uint64_t spent;
+};
+
+static void *list_thread(void *p)
+{
+	struct lister *x = p;
+	list_archive(x->c, x->f, x->s, &x->l, &x->spent);
+	return NULL;
+}
+
+/* both sides, at the same time when they are large enough for a second
+ * core to pay off (decompressing is most of the work) */
+static void list_both(dctx *c, dafmt f, const dsrc *a, const dsrc *b, dlist *la, dlist *lb)
+{
+	struct lister x = {c, f, b, {0}, 0};
+	uint64_t spent = 0;
+	pthread_t t;
+	int threaded = a->size + b->size > PARALLEL_MIN &&
+		       !pthread_create(&t, NULL, list_thread, &x);
+	list_archive(c, f, a, la, &spent);
+	if (threaded)
+		pthread_join(t, NULL);
+	else
+		list_thread(&x);
+	*lb = x.l;
+	d_spend(c, spent + x.spent);
 }
 
 /* member index idx again, into memory or a temporary file */
@@ -557,13 +592,8 @@ static kb_err *cmp_streams(dctx *c, const dsrc *a, const dsrc *b, dlist *la, dli
 kb_err *d_archive(dctx *c, dafmt f, dsrc *a, dsrc *b)
 {
 	dlist la, lb;
-	kb_err *err = list_archive(c, f, a, &la);
-	if (!err)
-		err = list_archive(c, f, b, &lb);
-	else
-		memset(&lb, 0, sizeof lb);
-	if (err)
-		goto out;
+	kb_err *err = NULL;
+	list_both(c, f, a, b, &la, &lb);
 	size_t before = c->out->n + c->out->more;
 	if (la.error)
 		d_report(c, NULL, "error", NULL, "cannot read A as %s: %s (truncated or damaged?)",
@@ -588,7 +618,6 @@ kb_err *d_archive(dctx *c, dafmt f, dsrc *a, dsrc *b)
 	/* an unreadable side: where the bytes part says the rest */
 	if (!err && (la.error || lb.error))
 		err = d_bytes(c, NULL, a, b);
-out:
 	kb_arena_free(la.a);
 	kb_arena_free(lb.a);
 	return err;
