@@ -7,6 +7,7 @@
 #include "recipe.h"
 #include "rootfs.h"
 #include "sandbox.h"
+#include "../verify/verify.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,7 @@ static void usage(FILE *out)
 		"  kbuild sandbox --root DIR [OPTIONS] -- CMD [ARG]...\n"
 		"  kbuild key new|list|export ...   signing keys (outside the store)\n"
 		"  kbuild sign module --key NAME IN OUT   kernel module signatures\n"
+		"  kbuild diff [--json] [--max N] A B\n"
 		"  kbuild help [COMMAND ...]\n\n"
 		"Options:\n"
 		"  --store DIR   the store to use (default: $KBUILD_STORE, else\n"
@@ -65,6 +67,7 @@ static int help(int argc, char **argv)
 	if (!strcmp(argv[0], "key") && kb_key_help(argc > 1 ? argv[1] : NULL, stdout))
 		return 0;
 	if (!strcmp(argv[0], "sign") && kb_sign_help(argc > 1 ? argv[1] : NULL, stdout))
+	if (!strcmp(argv[0], "diff") && kb_diff_help(stdout))
 		return 0;
 	if (!strcmp(argv[0], "sandbox") && kb_sandbox_help(stdout))
 		return 0;
@@ -154,6 +157,7 @@ int main(int argc, char **argv)
 						  : !strcmp(cmd, "fetch")  ? kb_fetch_main
 						  : !strcmp(cmd, "buildroot") ? kb_rootfs_main
 						  : !strcmp(cmd, "package")   ? kb_pkg_main
+						  : !strcmp(cmd, "diff")      ? kb_diff_main
 									   : NULL;
 	if (part) {
 		char *dir = store ? kb_strdup(store) : kb_store_default_path();

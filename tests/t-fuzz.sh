@@ -60,6 +60,7 @@ targets=(
 	"fuzz_recipe_load recipe recipe"
 	"fuzz_lock lock lock"
 	"fuzz_lock_roundtrip lock lock"
+	"fuzz_diff diff diff"
 )
 for t in "${targets[@]}"; do
 	read -r name corpus dict <<<"$t"
