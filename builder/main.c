@@ -67,6 +67,7 @@ static int help(int argc, char **argv)
 	if (!strcmp(argv[0], "key") && kb_key_help(argc > 1 ? argv[1] : NULL, stdout))
 		return 0;
 	if (!strcmp(argv[0], "sign") && kb_sign_help(argc > 1 ? argv[1] : NULL, stdout))
+		return 0;
 	if (!strcmp(argv[0], "diff") && kb_diff_help(stdout))
 		return 0;
 	if (!strcmp(argv[0], "sandbox") && kb_sandbox_help(stdout))
