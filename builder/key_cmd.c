@@ -134,7 +134,7 @@ static kb_err *list_pgp(const char *name, int private_there)
 	kb_buf pub = {0};
 	char *fpr = NULL, *uid = NULL;
 	kb_err *err = kb_key_pgp(name, &pub, NULL);
-	if (!err && (err = kb_pgp_key_info(&pub, &fpr, &uid)))
+	if (!err && (err = kb_pgp_key_info(&pub, &fpr, &uid, NULL)))
 		err = kb_err_wrap(err, "the OpenPGP key '%s'", name);
 	if (!err)
 		printf("%s openpgp%s %s %s\n", name, private_there ? "" : "(public)", fpr, uid);

@@ -79,8 +79,10 @@ typedef enum {
  * *pub the public key, both ASCII-armored. */
 KB_MUST kb_err *kb_pgp_keygen(const char *userid, kb_buf *sec, kb_buf *pub);
 /* The fingerprint (uppercase hex) and first user id of the one primary
- * key in key (public or secret, armored or binary); malloc'd. */
-KB_MUST kb_err *kb_pgp_key_info(const kb_buf *key, char **fpr, char **userid);
+ * key in key (public or secret, armored or binary), malloc'd, and when
+ * created is not NULL the key's creation time. */
+KB_MUST kb_err *kb_pgp_key_info(const kb_buf *key, char **fpr, char **userid,
+				 int64_t *created);
 /* Signs data with the secret key in sec (armored or binary). created may
  * not be before the key's own creation (gpgv and rpm refuse that).
  * KB_PGP_CLEARSIGN takes text only: no NUL, no CR, no line ending in a

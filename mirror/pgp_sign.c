@@ -159,7 +159,7 @@ static kb_err *load_secret(const kb_buf *sec, rnp_ffi_t ffi)
 	return err;
 }
 
-kb_err *kb_pgp_key_info(const kb_buf *key, char **fpr, char **userid)
+kb_err *kb_pgp_key_info(const kb_buf *key, char **fpr, char **userid, int64_t *created)
 {
 	*fpr = *userid = NULL;
 	rnp_ffi_t ffi = NULL;
@@ -187,6 +187,9 @@ kb_err *kb_pgp_key_info(const kb_buf *key, char **fpr, char **userid)
 				*fpr = kb_strdup(f);
 				*userid = kb_strdup(!rnp_key_get_primary_uid(k, &uid) && uid ? uid : "");
 				rnp_buffer_destroy(uid);
+				uint32_t kc = 0;
+				if (created)
+					*created = rnp_key_get_creation(k, &kc) ? 0 : (int64_t)kc;
 			}
 		}
 		rnp_key_handle_destroy(k);
