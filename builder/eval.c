@@ -709,7 +709,7 @@ static void opt(kb_buf *def, const char *what, const char *v)
 /* what a step is, apart from what it reads: also part of its run key */
 void kb_step_def(const kb_step *st, kb_buf *def)
 {
-	static const char *const kinds[] = {"step", "sign", "deb", "rpm"};
+	static const char *const kinds[] = {"step", "sign", "deb", "rpm", "darksite"};
 	kb_buf_addf(def, "%s %s\nepoch %lld\n", kinds[st->kind], st->name, (long long)st->epoch);
 	for (size_t i = 0; i < st->argc; i++)
 		quoted(def, "arg", st->argv[i]);
@@ -720,6 +720,10 @@ void kb_step_def(const kb_step *st, kb_buf *def)
 	opt(def, "cert", st->cert_sha256);
 	opt(def, "hash", st->kind == KB_STEP_SIGN ? st->hash : NULL);
 	opt(def, "certificate", st->certificate);
+	const char *ds[] = {st->suite, st->codename, st->component, st->origin, st->label};
+	static const char *const dn[] = {"suite", "codename", "component", "origin", "label"};
+	for (size_t i = 0; i < 5; i++)
+		opt(def, dn[i], ds[i]);
 	const char *f[] = {st->pkgname, st->version, st->release, st->arch, st->maintainer,
 			   st->summary, st->description, st->license, st->url, st->section,
 			   st->priority, st->group, st->kmod, st->postinst, st->postrm};

@@ -200,6 +200,16 @@ static const keyspec sign_keys[] = {
 	{"hash", KB_V_STR, 0, "\"sha256\""},
 	{"certificate", KB_V_STR, 0, "\"usr/share/kbuild/mok.der\""},
 	{0}};
+static const keyspec darksite_keys[] = {
+	{"packages", KB_V_LIST, 1, "[\"<steps making packages, package inputs, buildroots>\"]"},
+	{"key", KB_V_STR, 1, "\"<an OpenPGP key of the key directory: kbuild key new --openpgp NAME>\""},
+	{"source_date_epoch", KB_V_NUM, 1, "1700000000"},
+	{"suite", KB_V_STR, 0, "\"stable\""},
+	{"codename", KB_V_STR, 0, "\"bookworm\""},
+	{"component", KB_V_STR, 0, "\"main\""},
+	{"origin", KB_V_STR, 0, "\"kbuild\""},
+	{"label", KB_V_STR, 0, "\"kbuild\""},
+	{0}};
 static const keyspec pkg_keys[] = {
 	{"tree", KB_V_STR, 1, "\"<a step whose output is the payload>\""},
 	{"name", KB_V_STR, 1, "\"zfs\""},
@@ -228,7 +238,7 @@ static const keyspec pkg_keys[] = {
 
 static const char *const block_kinds[] = {"upstream", "url",	  "git", "file", "key",
 					  "package",  "buildroot", "step", "sign", "deb", "rpm",
-					  "template", "use", NULL};
+					  "darksite", "template", "use", NULL};
 
 static size_t edit_distance(const char *a, const char *b)
 {
@@ -584,6 +594,25 @@ static kb_err *add_pkg(ctx *c, const scope *sc, const kb_node *b, const char *na
 	return push_step(c, b, &st);
 }
 
+static kb_err *add_darksite(ctx *c, const scope *sc, const kb_node *b, const char *name)
+{
+	const char *what = kb_arena_printf(c->a, "darksite '%s'", name);
+	attrs at;
+	kb_err *err = check_block(c, sc, b, what, darksite_keys, &at);
+	if (err)
+		return err;
+	kb_step st = {.kind = KB_STEP_DARKSITE, .name = name, .pos = b->pos, .key = at.v[1].s,
+		      .epoch = at.v[2].num, .suite = str_at(&at, 3), .codename = str_at(&at, 4),
+		      .component = str_at(&at, 5), .origin = str_at(&at, 6), .label = str_at(&at, 7)};
+	st.inputs = strlist(c, &at, 0, &st.ninputs);
+	st.input_pos = kb_arena_alloc(c->a, (st.ninputs + 1) * sizeof *st.input_pos);
+	for (size_t i = 0; i < st.ninputs; i++)
+		st.input_pos[i] = at.v[0].items[i].pos;
+	if (!st.ninputs)
+		return kb_pos_err(b->pos, "%s publishes nothing: name its packages", what);
+	return push_step(c, b, &st);
+}
+
 static kb_err *push_step(ctx *c, const kb_node *b, const kb_step *st)
 {
 	void **slot;
@@ -785,6 +814,9 @@ static kb_err *items(ctx *c, scope *sc, const kb_node *it, size_t n, int topleve
 			} else if (!strcmp(x->word, "sign")) {
 				if (!(err = label_of(c, sc, x, &name)))
 					err = add_sign(c, sc, x, name);
+			} else if (!strcmp(x->word, "darksite")) {
+				if (!(err = label_of(c, sc, x, &name)))
+					err = add_darksite(c, sc, x, name);
 			} else if (!strcmp(x->word, "deb") || !strcmp(x->word, "rpm")) {
 				if (!(err = label_of(c, sc, x, &name)))
 					err = add_pkg(c, sc, x, name, x->word[0] == 'r');
@@ -797,7 +829,7 @@ static kb_err *items(ctx *c, scope *sc, const kb_node *it, size_t n, int topleve
 				if (k == 6)
 					return kb_pos_err(x->pos, "unknown block '%s'%s (blocks: upstream, "
 								  "url, git, file, key, package, buildroot, "
-								  "step, sign, deb, rpm, template, use)", x->word,
+								  "step, sign, deb, rpm, darksite, template, use)", x->word,
 							  suggest(c->a, x->word, block_kinds, sizeof *block_kinds));
 				if (!(err = label_of(c, sc, x, &name)))
 					err = add_input(c, sc, x, name, (kb_inkind)k, basedir);
@@ -894,7 +926,7 @@ static kb_err *order_steps(kb_recipe *r)
 		for (size_t k = 0; k < st->ninputs; k++) {
 			const char *nm = st->inputs[k];
 			const kb_input *in = kb_recipe_input(r, nm);
-			if (in && in->kind == KB_IN_BUILDROOT)
+			if (in && in->kind == KB_IN_BUILDROOT && st->kind != KB_STEP_DARKSITE)
 				return kb_pos_err(st->input_pos[k], "step '%s': '%s' is a buildroot; name "
 								    "it as root = \"%s\", not as an input",
 						  st->name, nm, nm);
@@ -902,8 +934,8 @@ static kb_err *order_steps(kb_recipe *r)
 				return kb_pos_err(st->input_pos[k], "step '%s' reads input '%s', which is "
 								    "not declared%s", st->name, nm,
 						  names_of(r->a, r, nm));
-			if (st->kind != KB_STEP_RUN && in && in->kind != KB_IN_GIT &&
-			    in->kind != KB_IN_FILE)
+			if (st->kind != KB_STEP_RUN && st->kind != KB_STEP_DARKSITE && in &&
+			    in->kind != KB_IN_GIT && in->kind != KB_IN_FILE)
 				return kb_pos_err(st->input_pos[k], "%s '%s' reads '%s', which is a file; "
 								    "it needs a tree (a step's output, a "
 								    "git or file input)",

@@ -85,7 +85,8 @@ typedef enum {
 	KB_STEP_RUN,  /* a command in the sandbox on a build root */
 	KB_STEP_SIGN, /* kernel modules signed with a key of the key directory */
 	KB_STEP_DEB,  /* a tree packaged as a .deb */
-	KB_STEP_RPM   /* ... or as an .rpm */
+	KB_STEP_RPM,  /* ... or as an .rpm */
+	KB_STEP_DARKSITE /* packages published as a signed apt or rpm-md repository */
 } kb_stepkind;
 
 /* A step: a command run in the sandbox, on a build root, with named
@@ -117,6 +118,9 @@ typedef struct {
 		*license, *url, *section, *priority, *group, *kmod, *postinst, *postrm;
 	const char **depends, **provides, **conflicts;
 	size_t ndepends, nprovides, nconflicts;
+	/* darksite: inputs are the packages (steps' outputs, package inputs,
+	 * or buildroots: their locked closure); key is an OpenPGP key */
+	const char *suite, *codename, *component, *origin, *label;
 } kb_step;
 
 typedef struct {
