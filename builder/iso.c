@@ -439,20 +439,34 @@ static kb_err *write_iso(kb_store *s, const kb_iso_spec *sp, const struct parts 
 		iso_write_opts_set_replace_mode(opts, 0, 0, 0, 0);
 		iso_write_opts_set_hardlinks(opts, 0);
 		iso_write_opts_set_record_md5(opts, 0, 0);
+		/* 300 KiB of zeros after the last file, as xorriso pads by
+		 * default: firmware and GRUB read ahead in whole cache blocks,
+		 * and a read past the end of the medium fails or returns
+		 * garbage; the kernel, the last file, was loaded damaged */
+		iso_write_opts_set_tail_blocks(opts, 150);
 		if ((r = iso_image_create_burn_source(img, opts, &src)) < 0)
 			err = iso_err(r, "starting to write the image");
 	}
 	if (!err && !(err = kb_txn_begin(s, &tx)))
 		err = kb_blob_begin(tx, &w);
+	/* read block by block, as libisofs's own demo does: a read of more
+	 * than what is left returns 0 and would drop the image's tail */
 	unsigned char *buf = kb_malloc(ISO_BUF);
+	size_t fill = 0;
 	while (!err) {
-		int n = src->read_xt(src, buf, ISO_BUF);
+		int n = src->read_xt(src, buf + fill, 2048);
 		if (n < 0)
 			err = kb_errf("libisofs: writing the image failed (see the messages above)");
-		else if (n == 0)
-			break;
+		else if (n != 0 && n != 2048)
+			err = kb_errf("libisofs: a short read of %d bytes from the image", n);
 		else
-			err = kb_blob_write(w, buf, (size_t)n);
+			fill += (size_t)n;
+		if (!err && fill && (n == 0 || fill == ISO_BUF)) {
+			err = kb_blob_write(w, buf, fill);
+			fill = 0;
+		}
+		if (n == 0)
+			break;
 	}
 	free(buf);
 	if (src) {
