@@ -11,6 +11,8 @@
  * EFI/BOOT/BOOTX64.EFI, see fat.c), /boot/grub/boot.cat, /darksite.
  *
  * Deterministic: libisofs's "now" and every volume time are the epoch;
+ * Rock Ridge 1.10, whose PX entries hold no inode numbers (libisofs takes
+ * them from the source files, here store objects: they differ by store);
  * the volume UUID (the modification time string GRUB's search uses) is
  * the epoch in UTC; nodes get mode 0755/0644, owner 0 and the epoch
  * explicitly; files are added in a fixed order; ids are fixed strings.
@@ -438,6 +440,12 @@ static kb_err *write_iso(kb_store *s, const kb_iso_spec *sp, const struct parts 
 		iso_write_opts_set_default_timestamp(opts, t);
 		iso_write_opts_set_replace_mode(opts, 0, 0, 0, 0);
 		iso_write_opts_set_hardlinks(opts, 0);
+		/* RRIP 1.12's PX entry carries inode numbers, which libisofs
+		 * derives from the source files' (the store objects') inodes:
+		 * another store, another image. RRIP 1.10 has none; Linux,
+		 * GRUB and xorriso read either */
+		iso_write_opts_set_rrip_version_1_10(opts, 1);
+		iso_write_opts_set_rrip_1_10_px_ino(opts, 0);
 		iso_write_opts_set_record_md5(opts, 0, 0);
 		/* 300 KiB of zeros after the last file, as xorriso pads by
 		 * default: firmware and GRUB read ahead in whole cache blocks,
