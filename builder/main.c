@@ -1,6 +1,7 @@
 /* kbuild's entry point: global options, then one part's commands. */
 #include "../store/store.h"
 #include "fetch.h"
+#include "image.h"
 #include "key.h"
 #include "modsign.h"
 #include "pkg.h"
@@ -30,6 +31,8 @@ static void usage(FILE *out)
 		"  kbuild fetch git URL COMMIT\n"
 		"  kbuild buildroot [--checkout DIR] PACKAGE...\n"
 		"  kbuild package deb|rpm --name NAME --version V [OPTIONS] TREE\n"
+		"  kbuild initramfs assemble|write ...\n"
+		"  kbuild iso --kernel DEB --initramfs TREE --grub-root TREE [OPTIONS]\n"
 		"  kbuild sandbox --root DIR [OPTIONS] -- CMD [ARG]...\n"
 		"  kbuild key new|list|export ...   signing keys (outside the store)\n"
 		"  kbuild sign module --key NAME IN OUT   kernel module signatures\n"
@@ -63,6 +66,10 @@ static int help(int argc, char **argv)
 	if (!strcmp(argv[0], "buildroot") && kb_rootfs_help(stdout))
 		return 0;
 	if (!strcmp(argv[0], "package") && kb_pkg_help(stdout))
+		return 0;
+	if (!strcmp(argv[0], "initramfs") && kb_initramfs_help(stdout))
+		return 0;
+	if (!strcmp(argv[0], "iso") && kb_iso_help(stdout))
 		return 0;
 	if (!strcmp(argv[0], "key") && kb_key_help(argc > 1 ? argv[1] : NULL, stdout))
 		return 0;
@@ -159,6 +166,8 @@ int main(int argc, char **argv)
 						  : !strcmp(cmd, "buildroot") ? kb_rootfs_main
 						  : !strcmp(cmd, "package")   ? kb_pkg_main
 						  : !strcmp(cmd, "diff")      ? kb_diff_main
+						  : !strcmp(cmd, "initramfs") ? kb_initramfs_main
+						  : !strcmp(cmd, "iso")       ? kb_iso_main
 									   : NULL;
 	if (part) {
 		char *dir = store ? kb_strdup(store) : kb_store_default_path();
