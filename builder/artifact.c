@@ -5,6 +5,7 @@
  * kernel asked for, before anything compiles; every module built has that
  * kernel's vermagic). */
 #include "build.h"
+#include "image.h"
 #include "key.h"
 #include "modsign.h"
 #include "pkg.h"
@@ -110,45 +111,6 @@ kb_err *kb_kernel_headers(kb_store *s, const kb_step *st, const kb_oid *root, co
 	return step_err(st, err);
 }
 
-/* the module's vermagic (first word), from its .modinfo strings; streamed */
-static kb_err *vermagic(kb_store *s, const kb_hash *h, char *out, size_t cap)
-{
-	static const char key[] = "vermagic=";
-	int fd;
-	kb_err *err = kb_store_open_object(s, h, &fd);
-	if (err)
-		return err;
-	enum { CHUNK = 1 << 16, KEEP = 256 };
-	char *buf = kb_malloc(CHUNK + KEEP + 1);
-	size_t have = 0;
-	*out = 0;
-	for (;;) {
-		ssize_t n = read(fd, buf + have, CHUNK);
-		if (n < 0) {
-			err = kb_errno(errno, "cannot read a module");
-			break;
-		}
-		size_t len = have + (size_t)n;
-		buf[len] = 0;
-		char *hit = memmem(buf, len, key, sizeof key - 1);
-		if (hit && (size_t)(hit - buf) + sizeof key - 1 + 64 < len + (n ? 0 : 64)) {
-			size_t i = 0;
-			for (char *p = hit + sizeof key - 1; *p && *p != ' ' && i + 1 < cap; p++)
-				out[i++] = *p;
-			out[i] = 0;
-			break;
-		}
-		if (!n)
-			break;
-		size_t keep = len < KEEP ? len : KEEP;
-		memmove(buf, buf + len - keep, keep);
-		have = keep;
-	}
-	free(buf);
-	close(fd);
-	return err;
-}
-
 /* every .ko below tree says it is for st->kernel; count them in *n */
 static kb_err *check_vermagic(kb_store *s, const kb_step *st, const kb_hash *tree,
 			      const char *prefix, size_t *n)
@@ -164,10 +126,16 @@ static kb_err *check_vermagic(kb_store *s, const kb_step *st, const kb_hash *tre
 			free(sub);
 		} else if (e->type != KB_ENT_LINK && e->namelen > 3 &&
 			   !memcmp(e->name + e->namelen - 3, ".ko", 3)) {
-			char vm[128];
-			if (!(err = vermagic(s, &e->hash, vm, sizeof vm)) && strcmp(vm, st->kernel))
+			int fd;
+			kb_kmod km = {0};
+			if (!(err = kb_store_open_object(s, &e->hash, &fd))) {
+				err = kb_kmod_read(fd, path, &km);
+				close(fd);
+			}
+			if (!err && strcmp(km.release, st->kernel))
 				err = step_err(st, kb_errf("module %s has vermagic '%s', not kernel %s",
-							   path, *vm ? vm : "(none)", st->kernel));
+							   path, km.vermagic, st->kernel));
+			kb_kmod_free(&km);
 			(*n)++;
 		}
 		free(path);
@@ -370,13 +338,119 @@ static kb_err *do_package(kb_store *s, const kb_step *st, const kb_oid *in, kb_t
 	return err;
 }
 
-kb_err *kb_artifact_exec(kb_store *s, const kb_step *st, const kb_oid *in, kb_oid *out)
+/* ---- darksites ---- */
+
+typedef struct {
+	kb_publish_pkg *v;
+	size_t n, cap;
+	kb_arena *a;
+} pkgset;
+
+static void add_pkg(pkgset *p, const kb_hash *h, const char *label)
+{
+	p->v = kb_arena_grow(p->a, p->v, p->n, &p->cap, sizeof *p->v);
+	p->v[p->n++] = (kb_publish_pkg){*h, label};
+}
+
+/* every .deb and .rpm file below a step's output */
+static kb_err *tree_pkgs(kb_store *s, const kb_hash *tree, const char *prefix, pkgset *p)
+{
+	kb_tree t = {0};
+	kb_err *err = kb_store_read_tree(s, tree, &t);
+	for (size_t i = 0; !err && i < t.n; i++) {
+		const kb_tree_entry *e = &t.e[i];
+		const char *path = kb_arena_printf(p->a, "%s%.*s", prefix, (int)e->namelen, e->name);
+		size_t len = e->namelen;
+		if (e->type == KB_ENT_DIR)
+			err = tree_pkgs(s, &e->hash, kb_arena_printf(p->a, "%s/", path), p);
+		else if (e->type != KB_ENT_LINK && len > 4 &&
+			 (!memcmp(e->name + len - 4, ".deb", 4) || !memcmp(e->name + len - 4, ".rpm", 4)))
+			add_pkg(p, &e->hash, path);
+	}
+	kb_tree_free(&t);
+	return err;
+}
+
+kb_err *kb_darksite_key(const kb_step *st, kb_buf *pub, kb_buf *sec, int64_t *created)
+{
+	kb_err *err = kb_key_pgp(st->key, pub, sec);
+	char *fpr = NULL, *uid = NULL;
+	if (!err)
+		err = kb_pgp_key_info(pub, &fpr, &uid, created);
+	free(fpr);
+	free(uid);
+	return err;
+}
+
+static kb_err *do_darksite(kb_store *s, const kb_recipe *r, const kb_lock *l, const kb_step *st,
+			   const kb_oid *in, kb_txn *t, kb_oid *out)
+{
+	pkgset p = {.a = kb_arena_new()};
+	kb_err *err = NULL;
+	for (size_t i = 0; !err && i < st->ninputs; i++) {
+		const kb_input *ri = kb_recipe_input(r, st->inputs[i]);
+		if (ri && ri->kind == KB_IN_BUILDROOT) { /* its locked closure */
+			size_t plen = strlen(ri->name);
+			for (size_t k = 0; !err && k < l->n; k++) {
+				const kb_lock_entry *e = &l->e[k];
+				const char *h = kb_lock_get(e, "sha256");
+				kb_hash hh;
+				if (strcmp(e->kind, "package") || strncmp(e->name, ri->name, plen) ||
+				    e->name[plen] != '/')
+					continue;
+				if (!h || kb_hash_parse(h, strlen(h), &hh))
+					err = kb_errf("%s:%d: package %s has no valid sha256", l->path,
+						      e->line, e->name);
+				else
+					add_pkg(&p, &hh, e->name);
+			}
+		} else if (in[i].type == KB_BLOB) {
+			add_pkg(&p, &in[i].hash, st->inputs[i]);
+		} else {
+			err = tree_pkgs(s, &in[i].hash, kb_arena_printf(p.a, "%s/", st->inputs[i]), &p);
+		}
+	}
+	kb_buf pub = {0}, sec = {0};
+	int64_t created = 0;
+	kb_workdir *w = NULL;
+	if (!err && !p.n)
+		err = kb_errf("its inputs hold no .deb or .rpm package");
+	if (!err)
+		err = kb_darksite_key(st, &pub, &sec, &created);
+	if (!err)
+		err = kb_workdir_new(s, "darksite", &w);
+	kb_publish_stats ps = {0};
+	if (!err) {
+		const char *dir = kb_arena_printf(p.a, "%s/site", kb_workdir_path(w));
+		/* a signature may not predate its key: a key made after the epoch
+		 * signs at its own creation time, the same every time */
+		kb_publish_opts o = {.outdir = dir, .epoch = st->epoch > created ? st->epoch : created,
+				     .sec = &sec, .pub = &pub, .keyname = st->key,
+				     .origin = st->origin, .label = st->label, .suite = st->suite,
+				     .codename = st->codename, .component = st->component};
+		if (!(err = kb_publish(s, p.v, p.n, &o, &ps)))
+			err = kb_txn_add_path(t, dir, out);
+	}
+	if (!err)
+		kb_info("step %s: %s darksite of %zu packages, signed with key '%s'", st->name,
+			ps.format, ps.packages, st->key);
+	kb_key_buf_wipe(&sec);
+	kb_buf_free(&pub);
+	kb_workdir_free(w);
+	kb_arena_free(p.a);
+	return err;
+}
+
+kb_err *kb_artifact_exec(kb_store *s, const kb_recipe *r, const kb_lock *l, const kb_step *st,
+			 const kb_oid *in, kb_oid *out)
 {
 	kb_txn *t;
 	kb_err *err = kb_txn_begin(s, &t);
 	if (err)
 		return err;
-	err = st->kind == KB_STEP_SIGN ? do_sign(s, st, in, t, out) : do_package(s, st, in, t, out);
+	err = st->kind == KB_STEP_SIGN	   ? do_sign(s, st, in, t, out)
+	      : st->kind == KB_STEP_DARKSITE ? do_darksite(s, r, l, st, in, t, out)
+					     : do_package(s, st, in, t, out);
 	if (err) {
 		kb_txn_abort(t);
 		return step_err(st, err);

@@ -302,9 +302,13 @@ kb_err *kb_build(kb_store *s, const kb_recipe *r, const kb_lock *l, kb_action *a
 		 const kb_build_opts *o)
 {
 	kb_err *err = NULL;
+	/* a buildroot no step runs on (a darksite's closure) is not unpacked */
 	for (size_t i = 0; !err && i < n; i++)
-		if (act[i].pending && !strcmp(act[i].kind, "buildroot"))
-			err = make_root(s, r, l, &act[i]);
+		if (act[i].step && act[i].step->kind == KB_STEP_RUN) {
+			kb_action *root = action(act, n, act[i].step->root);
+			if (root->pending)
+				err = make_root(s, r, l, root);
+		}
 	size_t nsteps = 0;
 	for (size_t i = 0; i < n; i++)
 		nsteps += act[i].step != NULL;
@@ -339,7 +343,7 @@ kb_err *kb_build(kb_store *s, const kb_recipe *r, const kb_lock *l, kb_action *a
 		}
 		if (st->kind != KB_STEP_RUN) {
 			/* kbuild's own writers: deterministic by construction, not run twice */
-			if (!hit && ((err = kb_artifact_exec(s, st, &in[0], &act[i].result)) ||
+			if (!hit && ((err = kb_artifact_exec(s, r, l, st, in, &act[i].result)) ||
 				     (err = kb_ac_put(s, &key, &act[i].result, NULL))))
 				break;
 			act[i].pending = 0;

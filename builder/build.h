@@ -46,7 +46,12 @@ KB_MUST kb_err *kb_kernel_headers(kb_store *s, const kb_step *st, const kb_oid *
 KB_MUST kb_err *kb_kernel_modules_check(kb_store *s, const kb_step *st, const kb_oid *out);
 /* the SHA-256 of a sign step's certificate (its key must exist) */
 KB_MUST kb_err *kb_cert_sha256(const kb_step *st, char hex[KB_HEX_LEN + 1]);
-/* a sign, deb or rpm step on its input tree: the output committed */
-KB_MUST kb_err *kb_artifact_exec(kb_store *s, const kb_step *st, const kb_oid *in, kb_oid *out);
+/* a sign, deb, rpm or darksite step on its inputs' results (in[i] for
+ * st->inputs[i]; a buildroot's is its locked packages): the output
+ * committed */
+KB_MUST kb_err *kb_artifact_exec(kb_store *s, const kb_recipe *r, const kb_lock *l,
+				 const kb_step *st, const kb_oid *in, kb_oid *out);
+/* a darksite step's OpenPGP key (pub, sec) and its creation time */
+KB_MUST kb_err *kb_darksite_key(const kb_step *st, kb_buf *pub, kb_buf *sec, int64_t *created);
 
 #endif

@@ -101,31 +101,53 @@ static kb_err *do_lock(kb_store *s, kb_recipe *r, const args *a)
 	return err;
 }
 
-/* Each sign step's key: its certificate is part of what the step is. A
- * key the directory lacks is made on first use, and the user told where
- * it is and how to enroll it: modules signed with it load under Secure
- * Boot only once it is enrolled. */
+/* Each signing step's key: its public half is part of what the step is.
+ * A key the directory lacks is made on first use, and the user told where
+ * it is and what to do with it: modules signed with a MOK load under
+ * Secure Boot only once it is enrolled; clients trust a darksite through
+ * its exported public key. */
 static kb_err *sign_keys(kb_recipe *r, kb_arena *a)
 {
 	kb_err *err = NULL;
 	for (size_t i = 0; !err && i < r->nsteps; i++) {
 		kb_step *st = &r->steps[i];
-		if (st->kind != KB_STEP_SIGN)
+		int mok = st->kind == KB_STEP_SIGN;
+		if (!mok && st->kind != KB_STEP_DARKSITE)
 			continue;
 		char hex[KB_HEX_LEN + 1];
-		char *dir = kb_key_dir(), *crt = kb_asprintf("%s/%s.crt", dir, st->key);
-		char *subject = kb_asprintf("kbuild module signing key %s", st->key);
-		if (access(crt, F_OK) < 0 && errno == ENOENT &&
-		    !(err = kb_key_new_x509(st->key, subject)))
-			kb_info("made the module signing key '%s' in %s (the private key stays there, "
-				"mode 0600). To load the modules under Secure Boot, enroll its "
-				"certificate: mokutil --import %s/%s.der, then reboot and confirm in "
-				"the MOK manager.", st->key, dir, dir, st->key);
+		char *dir = kb_key_dir();
+		char *probe = kb_asprintf("%s/%s.%s", dir, st->key, mok ? "crt" : "pgp.pub");
+		char *subject = kb_asprintf("kbuild %s %s", mok ? "module signing key"
+								  : "darksite signing key", st->key);
+		if (access(probe, F_OK) < 0 && errno == ENOENT &&
+		    !(err = mok ? kb_key_new_x509(st->key, subject) : kb_key_new_pgp(st->key, subject))) {
+			if (mok)
+				kb_info("made the module signing key '%s' in %s (the private key stays "
+					"there, mode 0600). To load the modules under Secure Boot, enroll "
+					"its certificate: mokutil --import %s/%s.der, then reboot and "
+					"confirm in the MOK manager.", st->key, dir, dir, st->key);
+			else
+				kb_info("made the OpenPGP key '%s' in %s for darksite '%s' (the secret "
+					"key stays there, mode 0600); clients trust the darksite through "
+					"the public key it exports as %s.asc", st->key, dir, st->name,
+					st->key);
+		}
 		free(dir);
-		free(crt);
+		free(probe);
 		free(subject);
-		if (!err)
+		if (!err && mok)
 			err = kb_cert_sha256(st, hex);
+		if (!err && !mok) {
+			kb_buf pub = {0}, sec = {0};
+			int64_t created;
+			kb_hash h;
+			if (!(err = kb_darksite_key(st, &pub, &sec, &created))) {
+				kb_sha256(pub.p, pub.len, &h);
+				kb_hash_hex(&h, hex);
+			}
+			kb_key_buf_wipe(&sec);
+			kb_buf_free(&pub);
+		}
 		if (!err)
 			st->cert_sha256 = kb_arena_strdup(a, hex);
 	}
@@ -162,13 +184,17 @@ static kb_err *do_recipe(kb_store *s, kb_recipe *r, const args *a)
 	if (!err && !hit) {
 		/* the recipe's result: every input, buildroot and step by name */
 		kb_tree_entry *e = kb_calloc(n, sizeof *e);
+		size_t ne = 0;
 		for (size_t i = 0; i + 1 < n; i++)
-			e[i] = (kb_tree_entry){act[i].result.type == KB_TREE ? KB_ENT_DIR : KB_ENT_FILE,
-					       act[i].result.hash, act[i].name, strlen(act[i].name)};
+			if (!act[i].pending) /* a buildroot no step ran on was not made */
+				e[ne++] = (kb_tree_entry){act[i].result.type == KB_TREE ? KB_ENT_DIR
+										 : KB_ENT_FILE,
+							  act[i].result.hash, act[i].name,
+							  strlen(act[i].name)};
 		kb_txn *t;
 		result.type = KB_TREE;
 		if (!(err = kb_txn_begin(s, &t))) {
-			if ((err = kb_txn_add_tree(t, e, n - 1, &result.hash)))
+			if ((err = kb_txn_add_tree(t, e, ne, &result.hash)))
 				kb_txn_abort(t);
 			else
 				err = kb_txn_commit(t, &result, 1);

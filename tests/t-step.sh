@@ -417,6 +417,26 @@ run rpm -qp --requires "$RPM"
 out_has "the .rpm follows EL's kmod conventions" "kernel-uname-r = $KVER"
 check "again: nothing to do" kb recipe m
 err_has "... says so" "nothing to do"
+
+# the packages, plus a locked closure, as signed darksites
+cat >>recipes/m.recipe <<'EOF'
+buildroot "closure" { upstreams = ["fx"] packages = ["make"] essential = false }
+darksite "site" { packages = ["hello-deb", "closure"] key = "archive-key" source_date_epoch = 1700000000 }
+darksite "site-rpm" { packages = ["hello-rpm"] key = "archive-key" source_date_epoch = 1700000000 }
+EOF
+check "darksites lock and build" sh -c "'$KBUILD' lock m && '$KBUILD' recipe m"
+err_has "... making the OpenPGP key on first use" "made the OpenPGP key 'archive-key'"
+err_has "... the module package and the closure of make" "apt darksite of"
+rm -rf "$T/m2"
+kb store checkout "$(tail -n1 "$OUT")" "$T/m2" >/dev/null 2>&1
+check "InRelease verifies with the exported key (gpgv)" \
+	gpgv --keyring "$T/m2/site/archive-key.gpg" "$T/m2/site/dists/stable/InRelease"
+truth "Packages lists the module package and make's closure" \
+	grep -q "^Package: hello-modules-$KVER\$" "$T/m2/site/dists/stable/main/binary-amd64/Packages"
+truth "... make and libc6" sh -c "grep -q '^Package: make\$' '$T/m2/site/dists/stable/main/binary-amd64/Packages' && grep -q '^Package: libc6\$' '$T/m2/site/dists/stable/main/binary-amd64/Packages'"
+check "repomd.xml.asc verifies (gpgv)" gpgv --keyring "$T/m2/site-rpm/archive-key.gpg" \
+	"$T/m2/site-rpm/repodata/repomd.xml.asc" "$T/m2/site-rpm/repodata/repomd.xml"
+truth "the secret key is nowhere in the darksite" sh -c "! grep -rq 'PRIVATE KEY' '$T/m2/site' '$T/m2/site-rpm'"
 sed -i 's/^    kernel = .*/    kernel = "6.1.0-1-amd64"/' recipes/m.recipe
 kb lock m >/dev/null 2>&1
 expect_fail 1 "headers for another kernel release are refused before compiling" kb recipe m
