@@ -441,6 +441,67 @@ static kb_err *do_darksite(kb_store *s, const kb_recipe *r, const kb_lock *l, co
 	return err;
 }
 
+/* ---- bootable images ---- */
+
+static const kb_oid *input_of(const kb_step *st, const kb_oid *in, const char *name)
+{
+	for (size_t i = 0; name && i < st->ninputs; i++)
+		if (!strcmp(st->inputs[i], name))
+			return &in[i];
+	return NULL;
+}
+
+/* commits or aborts t */
+static kb_err *do_iso(kb_store *s, const kb_step *st, const kb_oid *in, kb_txn *t, kb_oid *out)
+{
+	const kb_oid *kernel = input_of(st, in, st->kernel_pkg), *bb = input_of(st, in, st->busybox);
+	const kb_oid *grub = input_of(st, in, st->grub), *mods = input_of(st, in, st->modules);
+	const kb_oid *site = input_of(st, in, st->darksite);
+	if (kernel->type != KB_BLOB || bb->type != KB_BLOB) {
+		kb_txn_abort(t);
+		return kb_errf("kernel and busybox name package inputs (a .deb each)");
+	}
+	kb_initramfs_spec sp = {.busybox = bb->hash, .load = st->load, .nload = st->nload};
+	if (mods) {
+		sp.modules = mods->hash;
+		sp.has_modules = 1;
+	}
+	kb_hash initramfs;
+	kb_err *err = kb_initramfs_assemble(s, t, &sp, &initramfs);
+	kb_oid io = {KB_TREE, initramfs};
+	/* the ISO is written in a transaction of its own: what it reads must
+	 * be stored first */
+	if (err)
+		kb_txn_abort(t);
+	else
+		err = kb_txn_commit(t, &io, 1);
+	if (err)
+		return err;
+	kb_iso_spec is = {.kernel = kernel->hash, .initramfs = initramfs, .grub_root = grub->hash,
+			  .require = st->load, .nrequire = st->nload, .volid = st->volid,
+			  .cmdline = st->cmdline, .sde = st->epoch};
+	if (site) {
+		is.darksite = site->hash;
+		is.has_darksite = 1;
+	}
+	kb_hash iso;
+	if (!(err = kb_iso_build(s, &is, &iso))) {
+		kb_tree_entry e[] = {{KB_ENT_FILE, iso, "image.iso", 9},
+				     {KB_ENT_DIR, initramfs, "initramfs", 9}};
+		kb_txn *t2;
+		out->type = KB_TREE;
+		if (!(err = kb_txn_begin(s, &t2))) {
+			if ((err = kb_txn_add_tree(t2, e, 2, &out->hash)))
+				kb_txn_abort(t2);
+			else
+				err = kb_txn_commit(t2, out, 1);
+		}
+	}
+	if (!err)
+		kb_info("step %s: image.iso written", st->name);
+	return err;
+}
+
 kb_err *kb_artifact_exec(kb_store *s, const kb_recipe *r, const kb_lock *l, const kb_step *st,
 			 const kb_oid *in, kb_oid *out)
 {
@@ -448,6 +509,8 @@ kb_err *kb_artifact_exec(kb_store *s, const kb_recipe *r, const kb_lock *l, cons
 	kb_err *err = kb_txn_begin(s, &t);
 	if (err)
 		return err;
+	if (st->kind == KB_STEP_ISO) /* ends t itself: it needs two transactions */
+		return (err = do_iso(s, st, in, t, out)) ? step_err(st, err) : NULL;
 	err = st->kind == KB_STEP_SIGN	   ? do_sign(s, st, in, t, out)
 	      : st->kind == KB_STEP_DARKSITE ? do_darksite(s, r, l, st, in, t, out)
 					     : do_package(s, st, in, t, out);

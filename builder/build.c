@@ -302,13 +302,15 @@ kb_err *kb_build(kb_store *s, const kb_recipe *r, const kb_lock *l, kb_action *a
 		 const kb_build_opts *o)
 {
 	kb_err *err = NULL;
-	/* a buildroot no step runs on (a darksite's closure) is not unpacked */
-	for (size_t i = 0; !err && i < n; i++)
-		if (act[i].step && act[i].step->kind == KB_STEP_RUN) {
-			kb_action *root = action(act, n, act[i].step->root);
-			if (root->pending)
-				err = make_root(s, r, l, root);
-		}
+	/* a buildroot nothing runs on (a darksite's closure) is not unpacked */
+	for (size_t i = 0; !err && i < n; i++) {
+		const kb_step *st = act[i].step;
+		const char *rn = !st ? NULL : st->kind == KB_STEP_RUN ? st->root
+				 : st->kind == KB_STEP_ISO ? st->grub : NULL;
+		kb_action *root = rn ? action(act, n, rn) : NULL;
+		if (root && root->pending)
+			err = make_root(s, r, l, root);
+	}
 	size_t nsteps = 0;
 	for (size_t i = 0; i < n; i++)
 		nsteps += act[i].step != NULL;
@@ -327,8 +329,11 @@ kb_err *kb_build(kb_store *s, const kb_recipe *r, const kb_lock *l, kb_action *a
 		const kb_action *root = st->root ? action(act, n, st->root) : NULL;
 		kb_step_run x = {.r = r, .st = st, .jobs = jobs, .work_prefix = "step"};
 		kb_oid *in = kb_arena_alloc(a, (st->ninputs + 1) * sizeof *in);
-		for (size_t k = 0; k < st->ninputs; k++)
-			in[k] = action(act, n, st->inputs[k])->result;
+		for (size_t k = 0; k < st->ninputs; k++) {
+			const kb_action *ia = action(act, n, st->inputs[k]);
+			/* a closure not unpacked is known by its locked packages */
+			in[k] = ia->pending ? (kb_oid){KB_NONE, ia->key} : ia->result;
+		}
 		x.inputs = in;
 		kb_oid noroot = {KB_NONE, {{0}}};
 		kb_hash key = run_key(&x, root ? &root->result : &noroot);

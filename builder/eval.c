@@ -310,7 +310,8 @@ static kb_err *resolve_packages(kb_store *s, const kb_recipe *r, const kb_fetch_
 			break;
 		kb_pkg *p = NULL;
 		size_t np = 0;
-		kb_closure_opts co = {0};
+		/* a package input is one file: its dependencies need not be there */
+		kb_closure_opts co = {.nodeps = 1};
 		err = kb_mirror_closure(s, &us->d, &us->snap, 1, want, nwant, &co, a, &p, &np);
 		kb_pkg *chosen = kb_arena_alloc(a, (r->nin + 1) * sizeof *chosen);
 		size_t nchosen = 0;
@@ -709,7 +710,7 @@ static void opt(kb_buf *def, const char *what, const char *v)
 /* what a step is, apart from what it reads: also part of its run key */
 void kb_step_def(const kb_step *st, kb_buf *def)
 {
-	static const char *const kinds[] = {"step", "sign", "deb", "rpm", "darksite"};
+	static const char *const kinds[] = {"step", "sign", "deb", "rpm", "darksite", "iso"};
 	kb_buf_addf(def, "%s %s\nepoch %lld\n", kinds[st->kind], st->name, (long long)st->epoch);
 	for (size_t i = 0; i < st->argc; i++)
 		quoted(def, "arg", st->argv[i]);
@@ -724,6 +725,14 @@ void kb_step_def(const kb_step *st, kb_buf *def)
 	static const char *const dn[] = {"suite", "codename", "component", "origin", "label"};
 	for (size_t i = 0; i < 5; i++)
 		opt(def, dn[i], ds[i]);
+	const char *is[] = {st->kernel_pkg, st->busybox, st->grub, st->modules, st->darksite,
+			    st->volid, st->cmdline};
+	static const char *const in[] = {"kernel-package", "busybox", "grub", "modules",
+					 "darksite", "volid", "cmdline"};
+	for (size_t i = 0; i < 7; i++)
+		opt(def, in[i], is[i]);
+	for (size_t i = 0; i < st->nload; i++)
+		quoted(def, "load", st->load[i]);
 	const char *f[] = {st->pkgname, st->version, st->release, st->arch, st->maintainer,
 			   st->summary, st->description, st->license, st->url, st->section,
 			   st->priority, st->group, st->kmod, st->postinst, st->postrm};

@@ -210,6 +210,17 @@ static const keyspec darksite_keys[] = {
 	{"origin", KB_V_STR, 0, "\"kbuild\""},
 	{"label", KB_V_STR, 0, "\"kbuild\""},
 	{0}};
+static const keyspec iso_keys[] = {
+	{"kernel", KB_V_STR, 1, "\"<a package input: linux-image-KVER>\""},
+	{"busybox", KB_V_STR, 1, "\"<a package input: busybox-static>\""},
+	{"grub", KB_V_STR, 1, "\"<a buildroot of grub-common, grub-pc-bin, grub-efi-amd64-bin>\""},
+	{"source_date_epoch", KB_V_NUM, 1, "1700000000"},
+	{"modules", KB_V_STR, 0, "\"<a step whose output holds the signed modules>\""},
+	{"load", KB_V_LIST, 0, "[\"zfs\"]"},
+	{"darksite", KB_V_STR, 0, "\"<a darksite step>\""},
+	{"volid", KB_V_STR, 0, "\"KBUILD\""},
+	{"cmdline", KB_V_STR, 0, "\"quiet\""},
+	{0}};
 static const keyspec pkg_keys[] = {
 	{"tree", KB_V_STR, 1, "\"<a step whose output is the payload>\""},
 	{"name", KB_V_STR, 1, "\"zfs\""},
@@ -238,7 +249,7 @@ static const keyspec pkg_keys[] = {
 
 static const char *const block_kinds[] = {"upstream", "url",	  "git", "file", "key",
 					  "package",  "buildroot", "step", "sign", "deb", "rpm",
-					  "darksite", "template", "use", NULL};
+					  "darksite", "iso", "template", "use", NULL};
 
 static size_t edit_distance(const char *a, const char *b)
 {
@@ -613,6 +624,29 @@ static kb_err *add_darksite(ctx *c, const scope *sc, const kb_node *b, const cha
 	return push_step(c, b, &st);
 }
 
+static kb_err *add_iso(ctx *c, const scope *sc, const kb_node *b, const char *name)
+{
+	const char *what = kb_arena_printf(c->a, "iso '%s'", name);
+	attrs at;
+	kb_err *err = check_block(c, sc, b, what, iso_keys, &at);
+	if (err)
+		return err;
+	kb_step st = {.kind = KB_STEP_ISO, .name = name, .pos = b->pos, .kernel_pkg = at.v[0].s,
+		      .busybox = at.v[1].s, .grub = at.v[2].s, .epoch = at.v[3].num,
+		      .modules = str_at(&at, 4), .darksite = str_at(&at, 6), .volid = str_at(&at, 7),
+		      .cmdline = str_at(&at, 8)};
+	st.load = strlist(c, &at, 5, &st.nload);
+	static const int keys[] = {0, 1, 2, 4, 6};
+	st.inputs = kb_arena_alloc(c->a, 5 * sizeof *st.inputs);
+	st.input_pos = kb_arena_alloc(c->a, 5 * sizeof *st.input_pos);
+	for (size_t i = 0; i < 5; i++)
+		if (at.set[keys[i]]) {
+			st.inputs[st.ninputs] = at.v[keys[i]].s;
+			st.input_pos[st.ninputs++] = at.v[keys[i]].pos;
+		}
+	return push_step(c, b, &st);
+}
+
 static kb_err *push_step(ctx *c, const kb_node *b, const kb_step *st)
 {
 	void **slot;
@@ -814,6 +848,9 @@ static kb_err *items(ctx *c, scope *sc, const kb_node *it, size_t n, int topleve
 			} else if (!strcmp(x->word, "sign")) {
 				if (!(err = label_of(c, sc, x, &name)))
 					err = add_sign(c, sc, x, name);
+			} else if (!strcmp(x->word, "iso")) {
+				if (!(err = label_of(c, sc, x, &name)))
+					err = add_iso(c, sc, x, name);
 			} else if (!strcmp(x->word, "darksite")) {
 				if (!(err = label_of(c, sc, x, &name)))
 					err = add_darksite(c, sc, x, name);
@@ -829,7 +866,8 @@ static kb_err *items(ctx *c, scope *sc, const kb_node *it, size_t n, int topleve
 				if (k == 6)
 					return kb_pos_err(x->pos, "unknown block '%s'%s (blocks: upstream, "
 								  "url, git, file, key, package, buildroot, "
-								  "step, sign, deb, rpm, darksite, template, use)", x->word,
+								  "step, sign, deb, rpm, darksite, iso, template, "
+								  "use)", x->word,
 							  suggest(c->a, x->word, block_kinds, sizeof *block_kinds));
 				if (!(err = label_of(c, sc, x, &name)))
 					err = add_input(c, sc, x, name, (kb_inkind)k, basedir);
@@ -926,7 +964,8 @@ static kb_err *order_steps(kb_recipe *r)
 		for (size_t k = 0; k < st->ninputs; k++) {
 			const char *nm = st->inputs[k];
 			const kb_input *in = kb_recipe_input(r, nm);
-			if (in && in->kind == KB_IN_BUILDROOT && st->kind != KB_STEP_DARKSITE)
+			if (in && in->kind == KB_IN_BUILDROOT && st->kind != KB_STEP_DARKSITE &&
+			    !(st->kind == KB_STEP_ISO && !strcmp(nm, st->grub)))
 				return kb_pos_err(st->input_pos[k], "step '%s': '%s' is a buildroot; name "
 								    "it as root = \"%s\", not as an input",
 						  st->name, nm, nm);
@@ -934,8 +973,9 @@ static kb_err *order_steps(kb_recipe *r)
 				return kb_pos_err(st->input_pos[k], "step '%s' reads input '%s', which is "
 								    "not declared%s", st->name, nm,
 						  names_of(r->a, r, nm));
-			if (st->kind != KB_STEP_RUN && st->kind != KB_STEP_DARKSITE && in &&
-			    in->kind != KB_IN_GIT && in->kind != KB_IN_FILE)
+			if ((st->kind == KB_STEP_SIGN || st->kind == KB_STEP_DEB ||
+			     st->kind == KB_STEP_RPM) && in && in->kind != KB_IN_GIT &&
+			    in->kind != KB_IN_FILE)
 				return kb_pos_err(st->input_pos[k], "%s '%s' reads '%s', which is a file; "
 								    "it needs a tree (a step's output, a "
 								    "git or file input)",

@@ -86,7 +86,8 @@ typedef enum {
 	KB_STEP_SIGN, /* kernel modules signed with a key of the key directory */
 	KB_STEP_DEB,  /* a tree packaged as a .deb */
 	KB_STEP_RPM,  /* ... or as an .rpm */
-	KB_STEP_DARKSITE /* packages published as a signed apt or rpm-md repository */
+	KB_STEP_DARKSITE, /* packages published as a signed apt or rpm-md repository */
+	KB_STEP_ISO	  /* a bootable image: kernel, initramfs with the modules, darksite */
 } kb_stepkind;
 
 /* A step: a command run in the sandbox, on a build root, with named
@@ -121,6 +122,11 @@ typedef struct {
 	/* darksite: inputs are the packages (steps' outputs, package inputs,
 	 * or buildroots: their locked closure); key is an OpenPGP key */
 	const char *suite, *codename, *component, *origin, *label;
+	/* iso: each names one of inputs (kernel and busybox: package inputs;
+	 * grub: a buildroot with GRUB; modules, darksite: steps, optional) */
+	const char *kernel_pkg, *busybox, *grub, *modules, *darksite, *volid, *cmdline;
+	const char **load;
+	size_t nload;
 } kb_step;
 
 typedef struct {

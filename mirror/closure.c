@@ -24,6 +24,7 @@
 #include <solv/repodata.h>
 #include <solv/rules.h>
 #include <solv/solvable.h>
+#include <solv/policy.h>
 #include <solv/solver.h>
 #include <solv/solv_xfopen.h>
 #include <solv/transaction.h>
@@ -715,27 +716,45 @@ kb_err *kb_mirror_closure(kb_store *s, const kb_upstream_def *ups, const kb_hash
 
 	Solver *solv = NULL;
 	Transaction *trans = NULL;
-	if (!err) {
+	Queue chosen;
+	queue_init(&chosen);
+	if (!err && o && o->nodeps) {
+		/* each package as asked, its dependencies not followed: the best
+		 * candidate by the same policy a solve would use */
+		for (int i = 0; i + 1 < job.count; i += 2) {
+			Queue q;
+			queue_init(&q);
+			pool_job2solvables(pool, &q, job.elements[i], job.elements[i + 1]);
+			pool_best_solvables(pool, &q, 0);
+			if (q.count)
+				queue_pushunique(&chosen, q.elements[0]);
+			queue_free(&q);
+		}
+	} else if (!err) {
 		solv = solver_create(pool);
 		solver_set_flag(solv, SOLVER_FLAG_IGNORE_RECOMMENDED, o && o->recommends ? 0 : 1);
 		int nprob = solver_solve(solv, &job);
 		if (nprob)
 			err = problems_err(solv, nprob, want, nwant);
+		if (!err) {
+			trans = solver_create_transaction(solv);
+			for (int i = 0; i < trans->steps.count; i++) {
+				Id p = trans->steps.elements[i];
+				if (transaction_type(trans, p, SOLVER_TRANSACTION_SHOW_ACTIVE) ==
+				    SOLVER_TRANSACTION_INSTALL)
+					queue_push(&chosen, p);
+			}
+		}
 	}
 	double t3 = now_ms();
 	kb_debug("closure: %d packages loaded in %.0f ms, indexed in %.0f ms, solved in %.0f ms",
 		 pool->nsolvables - 2, t1 - t0, t2 - t1, t3 - t2);
 	if (!err) {
-		trans = solver_create_transaction(solv);
 		size_t cap = 0;
 		kb_pkg *pk = NULL;
 		size_t np = 0;
-		for (int i = 0; i < trans->steps.count && !err; i++) {
-			Id p = trans->steps.elements[i];
-			Solvable *sv = pool_id2solvable(pool, p);
-			if (transaction_type(trans, p, SOLVER_TRANSACTION_SHOW_ACTIVE) !=
-			    SOLVER_TRANSACTION_INSTALL)
-				continue;
+		for (int i = 0; i < chosen.count && !err; i++) {
+			Solvable *sv = pool_id2solvable(pool, chosen.elements[i]);
 			pk = kb_arena_grow(a, pk, np, &cap, sizeof *pk);
 			kb_pkg *k = &pk[np++];
 			k->name = kb_arena_strdup(a, pool_id2str(pool, sv->name));
@@ -764,6 +783,7 @@ kb_err *kb_mirror_closure(kb_store *s, const kb_upstream_def *ups, const kb_hash
 			*n = np;
 		}
 	}
+	queue_free(&chosen);
 	if (trans)
 		transaction_free(trans);
 	if (solv)

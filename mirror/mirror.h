@@ -137,6 +137,8 @@ typedef struct {
 	const char *arch; /* the pool's architecture (default: the first upstream's first) */
 	int essential;	  /* apt: also install every Essential: yes package, as a
 			   * Debian system has them (debootstrap's base) */
+	int nodeps;	  /* only the packages asked for, each the best candidate:
+			   * no dependencies followed (package inputs are files) */
 } kb_closure_opts;
 
 /* Loads every snapshot (snapshots[i] belongs to ups[i]) into one libsolv
