@@ -325,7 +325,10 @@ if [ ! -e "$FIX/debs/.complete" ]; then
 	ok "skipped: no fixture packages in $FIX/debs (run .ci/fixtures)"
 	finish
 fi
-repo fx bookworm "$FIX"/debs/*.deb
+# the boot fixture (a kernel image, busybox, GRUB) joins the repository when present
+BOOT=()
+[ -e "$FIX/boot/KVER" ] && BOOT=("$FIX"/boot/*.deb)
+repo fx bookworm "$FIX"/debs/*.deb "${BOOT[@]}"
 cat >"$P/src/hello.c" <<'EOF'
 #include <stdio.h>
 int main(void) { printf("hello from %s %s\n", __DATE__, __TIME__); return 0; }
@@ -443,4 +446,33 @@ expect_fail 1 "headers for another kernel release are refused before compiling" 
 err_has "... naming the step and what the root has" "step 'hello-ko' (recipes/m.recipe:" \
 	"has no headers for kernel 6.1.0-1-amd64 (it has $KVER)"
 truth "... nothing ran" sh -c "! grep -q 'step hello-ko: running' '$ERR'"
+# ---- (d) a bootable ISO of it all, booted ----
+if [ ${#BOOT[@]} -eq 0 ]; then
+	ok "skipped: no boot fixture in $FIX/boot (run .ci/fixtures)"
+	finish
+fi
+sed -i 's/^    kernel = .*/    kernel = "${kver}"/' recipes/m.recipe
+{
+	echo 'package "kernel" { upstream = "fx" name = "linux-image-${kver}" }'
+	echo 'package "busybox" { upstream = "fx" name = "busybox-static" }'
+	echo 'buildroot "grub" { upstreams = ["fx"] packages = ["grub-common", "grub-pc-bin", "grub-efi-amd64-bin"] essential = false }'
+	echo 'iso "image" { kernel = "kernel" busybox = "busybox" grub = "grub" modules = "hello-signed" load = ["hello"] darksite = "site" source_date_epoch = 1700000000 }'
+} >>recipes/m.recipe
+check "an ISO recipe locks and builds" sh -c "'$KBUILD' lock m && '$KBUILD' recipe m"
+err_has "... writing the image" "step image: image.iso written"
+rm -rf "$T/m3"
+kb store checkout "$(tail -n1 "$OUT")" "$T/m3" >/dev/null 2>&1
+ISO=$T/m3/image/image.iso
+run xorriso -indev "$ISO" -report_el_torito plain
+out_has "it boots by BIOS and UEFI" "El Torito boot img :   1  BIOS" "El Torito boot img :   2  UEFI"
+check "the darksite is on it" sh -c "xorriso -indev '$ISO' -find /darksite/dists/stable -name InRelease 2>/dev/null | grep -q InRelease"
+if [ "${KBUILD_VARIANT:-normal}" = normal ] && command -v qemu-system-x86_64 >/dev/null; then
+	timeout 180 qemu-system-x86_64 -nographic -serial mon:stdio -m 256 -no-reboot \
+		-cdrom "$ISO" </dev/null >"$T/boot.log" 2>&1
+	truth "it boots in qemu (SeaBIOS) with the module loaded, signed by the MOK" \
+		grep -aq 'kbuild-init: modules: hello(state=live,signer="kbuild module signing key mok",hash=sha256' "$T/boot.log"
+	grep -a 'kbuild-init' "$T/boot.log" | head -n1 | sed 's/^/# /'
+else
+	ok "skipped: the boot runs in the normal variant only (qemu runs no kbuild code)"
+fi
 finish
