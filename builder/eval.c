@@ -71,9 +71,13 @@ static const char *mismatch(kb_arena *a, const kb_input *in, const kb_lock_entry
 		if (in->path)
 			return same(kb_lock_get(e, "path"), in->path) ? NULL
 								       : "its path differs from the lock";
-		if (!same(kb_lock_get(e, "origin"), in->url) ||
-		    !same(kb_lock_get(e, "sha256"), hex_of(a, &in->sha256)))
-			return "its url or sha256 differs from the lock";
+		if (!same(kb_lock_get(e, "origin"), in->url))
+			return "its url differs from the lock";
+		if (in->fingerprint)
+			return same(kb_lock_get(e, "fingerprint"), in->fingerprint)
+				       ? NULL : "its fingerprint differs from the lock";
+		if (!same(kb_lock_get(e, "sha256"), hex_of(a, &in->sha256)))
+			return "its sha256 differs from the lock";
 		return NULL;
 	case KB_IN_PACKAGE:
 		if (!same(kb_lock_get(e, "upstream"), in->upstream) ||
@@ -367,6 +371,33 @@ static kb_err *add_local(kb_txn *t, kb_arena *a, const kb_input *in, resolved *o
 	return err ? kb_err_wrap(err, "%s", lab) : NULL;
 }
 
+/* A key fetched for its fingerprint: stored only if it is that key. */
+static kb_err *pinned_key(kb_store *s, const kb_input *in, const kb_buf *body, kb_arena *a,
+			  resolved *res)
+{
+	const char *lab = label(a, in);
+	char *fpr = NULL, *uid = NULL;
+	kb_err *err = key_format(body, lab, &res->format);
+	if (!err && strcmp(res->format, "openpgp"))
+		err = kb_errf("%s is not an OpenPGP key, so it has no fingerprint to check", lab);
+	if (!err && (err = kb_pgp_key_info(body, &fpr, &uid, NULL)))
+		err = kb_err_wrap(err, "%s", lab);
+	if (!err && strcmp(fpr, in->fingerprint))
+		err = kb_errf("%s: %s serves key %s, not %s; nothing was stored", lab, in->url, fpr,
+			      in->fingerprint);
+	kb_txn *t;
+	if (!err && !(err = kb_txn_begin(s, &t))) {
+		res->oid.type = KB_BLOB;
+		if ((err = kb_txn_add_bytes(t, body->p, body->len, 0, &res->oid.hash)))
+			kb_txn_abort(t);
+		else
+			err = kb_txn_commit(t, &res->oid, 1);
+	}
+	free(fpr);
+	free(uid);
+	return err;
+}
+
 /* the request for a package as the lock pins it */
 static kb_err *locked_pkg(const kb_recipe *r, const kb_lock *l, const kb_lock_entry *e,
 			  const char *upstream, const char *lab, kb_arena *a, kb_url_req *req)
@@ -461,6 +492,19 @@ static kb_err *materialize_all(kb_store *s, const kb_recipe *r, const kb_lock *l
 			urls[nurl] = (kb_url_req){.url = in->url, .sha256 = in->sha256,
 						  .size = in->size, .has_size = in->has_size,
 						  .label = label(a, in)};
+			if (in->fingerprint && e) { /* the lock pins the bytes */
+				const char *h = kb_lock_get(e, "sha256");
+				if (!h || kb_hash_parse(h, strlen(h), &urls[nurl].sha256)) {
+					err = kb_errf("%s: %s has no sha256 for it; run 'kbuild lock %s'",
+						      label(a, in), l->path, r->name);
+					break;
+				}
+			} else if (in->fingerprint) { /* locking: any bytes, checked below */
+				urls[nurl].any_content = 1;
+				urls[nurl].max_size = 1 << 20;
+				urls[nurl].body = kb_arena_alloc(a, sizeof(kb_buf));
+				memset(urls[nurl].body, 0, sizeof(kb_buf));
+			}
 			urlidx[nurl++] = i;
 			break;
 		case KB_IN_GIT: {
@@ -541,8 +585,13 @@ static kb_err *materialize_all(kb_store *s, const kb_recipe *r, const kb_lock *l
 		const kb_input *in = &r->in[urlidx[j]];
 		if (in->kind != KB_IN_KEY)
 			continue;
+		if (urls[j].body) {
+			err = pinned_key(s, in, urls[j].body, a, &res[urlidx[j]]);
+			kb_buf_free(urls[j].body);
+			continue;
+		}
 		kb_buf b = {0};
-		err = kb_store_read(s, &in->sha256, 1 << 20, &b);
+		err = kb_store_read(s, &res[urlidx[j]].oid.hash, 1 << 20, &b);
 		if (!err)
 			err = key_format(&b, label(a, in), &res[urlidx[j]].format);
 		kb_buf_free(&b);
@@ -638,6 +687,8 @@ kb_err *kb_lock_update(kb_store *s, const kb_recipe *r, const kb_run_opts *o, si
 			kv(a, e, &kc, in->path ? "path" : "origin", in->path ? in->path : in->url);
 			kv(a, e, &kc, "format", res[i].format);
 			kv(a, e, &kc, "sha256", h);
+			if (in->fingerprint)
+				kv(a, e, &kc, "fingerprint", in->fingerprint);
 			break;
 		case KB_IN_PACKAGE:
 			kv(a, e, &kc, "upstream", in->upstream);

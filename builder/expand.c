@@ -161,6 +161,7 @@ static const keyspec key_keys[] = {
 	{"path", KB_V_STR, 0, "\"keys/signing-key.asc\""},
 	{"url", KB_V_STR, 0, "\"https://example.org/key.asc\""},
 	{"sha256", KB_V_STR, 0, "\"<64 lowercase hex digits>\""},
+	{"fingerprint", KB_V_STR, 0, "\"<the OpenPGP key's 40 hex digits>\""},
 	{0}};
 static const keyspec package_keys[] = {
 	{"upstream", KB_V_STR, 1, "\"debian\""},
@@ -433,9 +434,25 @@ static kb_err *add_input(ctx *c, const scope *sc, const kb_node *b, const char *
 				return kb_pos_err(b->pos, "%s needs either path = \"keys/file.asc\" or "
 							  "url = \"https://...\" with sha256 = \"...\"",
 						  what);
-			if (in.url && !at.set[2])
+			if (in.url && !at.set[2] && !at.set[3])
 				return kb_pos_err(b->pos, "%s comes from a URL, so it needs sha256 = "
-							  "\"<64 lowercase hex digits>\"", what);
+							  "\"<64 lowercase hex digits>\" or (OpenPGP) "
+							  "fingerprint = \"<40 hex digits>\"", what);
+			if (at.set[3]) {
+				/* as vendors print it: spaces allowed, any case */
+				char *f = kb_arena_alloc(c->a, strlen(at.v[3].s) + 1), *o = f;
+				for (const char *p = at.v[3].s; *p; p++)
+					if (*p != ' ')
+						*o++ = (char)(*p >= 'a' && *p <= 'f' ? *p - 32 : *p);
+				*o = 0;
+				if (strlen(f) != 40 || strspn(f, "0123456789ABCDEF") != 40)
+					return kb_pos_err(at.v[3].pos, "%s: fingerprint is 40 hex digits, not "
+								       "'%s'", what, at.v[3].s);
+				if (!in.url)
+					return kb_pos_err(at.v[3].pos, "%s: fingerprint is for keys fetched "
+								       "from a url", what);
+				in.fingerprint = f;
+			}
 		}
 		if (in.url && strncmp(in.url, "https://", 8) && strncmp(in.url, "http://", 7))
 			return kb_pos_err(at.pos[kind == KB_IN_URL ? 0 : 1],

@@ -71,6 +71,8 @@ typedef struct {
 	const char *abspath;  /* resolved inside the repository */
 	const char *upstream; /* package */
 	const char *pkgname, *arch, *version;
+	const char *fingerprint; /* key (remote): pinned by fingerprint, the
+				  * lock pins the bytes */
 	kb_hash sha256; /* url, key (remote) */
 	int has_sha256;
 	uint64_t size;

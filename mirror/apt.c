@@ -82,6 +82,21 @@ static int has_word(const char *list, const char *word)
 	return 0;
 }
 
+/* Debian's security archive lists its components as "updates/main" while
+ * the indexes are at main/...: apt accepts "main" for it, and so do we */
+static int has_suffix_word(const char *list, const char *word)
+{
+	size_t n = strlen(word);
+	for (const char *p = list; *p;) {
+		p += strspn(p, " \t\n");
+		size_t l = strcspn(p, " \t\n");
+		if (l > n + 1 && p[l - n - 1] == '/' && !memcmp(p + l - n, word, n))
+			return 1;
+		p += l;
+	}
+	return 0;
+}
+
 /* deb822, first paragraph: "Name: value" lines, continuation lines
  * beginning with blank space */
 static kb_err *parse_fields(const kb_snap *sn, const char *what, const char *text, size_t len,
@@ -460,10 +475,14 @@ kb_err *kb_apt_sync(kb_snap *sn)
 	    !(codename && !strcmp(codename, u->suite)))
 		kb_warn("upstream '%s': %s is for suite '%s' (codename '%s'), not '%s'", u->name, what,
 			suite ? suite : "", codename ? codename : "", u->suite);
-	/* apt's rule: an archive that lists packages of architecture all in
-	 * every binary-ARCH index says so, and its binary-all is not needed */
+	/* apt's rules: an archive that lists packages of architecture all in
+	 * every binary-ARCH index says so, and its binary-all is not needed;
+	 * nor is it when Architectures (if given) does not name "all"
+	 * (Debian's security archive lists a binary-all it does not serve) */
 	const char *nosup = get(&r, "No-Support-for-Architecture-all");
-	int implicit_all = !(nosup && has_word(nosup, "Packages"));
+	const char *rarch = get(&r, "Architectures");
+	int implicit_all = !(nosup && has_word(nosup, "Packages")) &&
+			   (!rarch || has_word(rarch, "all"));
 	const char *by_hash = get(&r, "Acquire-By-Hash");
 	int use_by_hash = by_hash && !strcasecmp(by_hash, "yes");
 	split_words(get(&r, "Components"), &rcomps, &nrcomps);
@@ -487,7 +506,7 @@ kb_err *kb_apt_sync(kb_snap *sn)
 	}
 	const char *rc = get(&r, "Components"), *ra = get(&r, "Architectures");
 	for (size_t i = 0; i < ncomps && !err; i++)
-		if (rc && !has_word(rc, comps[i]))
+		if (rc && !has_word(rc, comps[i]) && !has_suffix_word(rc, comps[i]))
 			err = kb_up_errf(sn, "suite '%s' has no component '%s' (%s lists: %s)", u->suite,
 					 comps[i], what, rc);
 	for (size_t i = 0; i < narchs && !err; i++)
