@@ -314,6 +314,12 @@ static kb_err *do_package(kb_store *s, const kb_step *st, const kb_oid *in, kb_t
 	kb_err *err = in->type == KB_TREE ? kb_pkg_walk(s, &in->hash, &list)
 					  : kb_errf("its payload '%s' is a file, not a tree",
 						    st->inputs[0]);
+	kb_buf pub = {0}, sec = {0};
+	int64_t created = 0;
+	if (!err && st->key && !(err = kb_darksite_key(st, &pub, &sec, &created))) {
+		m.sign_key = &sec;
+		m.sign_time = st->epoch > created ? st->epoch : created;
+	}
 	if (!err && st->kmod)
 		err = kb_pkg_kmod(&m, fmt, st->kmod, st->pkgname, &list, a);
 	if (!err)
@@ -333,6 +339,8 @@ static kb_err *do_package(kb_store *s, const kb_step *st, const kb_oid *in, kb_t
 		if (!err)
 			kb_info("step %s: %s", st->name, file);
 	}
+	kb_key_buf_wipe(&sec);
+	kb_buf_free(&pub);
 	kb_pkg_list_free(&list);
 	kb_arena_free(a);
 	return err;

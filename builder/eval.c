@@ -268,7 +268,7 @@ static kb_err *resolve_buildroot(kb_store *s, const kb_recipe *r, const kb_fetch
 			snaps[k] = u->snap;
 		}
 	}
-	kb_closure_opts co = {.essential = in->essential && !strcmp(defs[0].type, "apt")};
+	kb_closure_opts co = {.essential = !err && in->essential && !strcmp(defs[0].type, "apt")};
 	if (!err)
 		err = kb_mirror_closure(s, defs, snaps, in->nupstreams, in->pkgs, in->npkgs, &co, a,
 					&res->pkgs, &res->npkgs);

@@ -243,6 +243,7 @@ static const keyspec pkg_keys[] = {
 	{"depends", KB_V_LIST, 0, "[\"libc6 (>= 2.36)\"]"},
 	{"provides", KB_V_LIST, 0, "[\"zfs-modules\"]"},
 	{"conflicts", KB_V_LIST, 0, "[\"zfs-dkms\"]"},
+	{"key", KB_V_STR, 0, "\"<rpm: an OpenPGP key of the key directory that signs it>\""},
 	{0}};
 
 #define STEP_TIMEOUT 3600
@@ -617,6 +618,10 @@ static kb_err *add_pkg(ctx *c, const scope *sc, const kb_node *b, const char *na
 	st.depends = strlist(c, &at, 17, &st.ndepends);
 	st.provides = strlist(c, &at, 18, &st.nprovides);
 	st.conflicts = strlist(c, &at, 19, &st.nconflicts);
+	st.key = str_at(&at, 20);
+	if (st.key && !rpm)
+		return kb_pos_err(at.v[20].pos, "%s: key signs .rpm packages; a .deb is trusted "
+						"through the darksite that holds it", what);
 	if (st.epoch < 0)
 		return kb_pos_err(b->pos, "%s: source_date_epoch must be >= 0", what);
 	return push_step(c, b, &st);

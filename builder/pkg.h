@@ -85,6 +85,8 @@ typedef struct {
 					   rpm: %post/%postun), or NULL */
 	int64_t sde;		       /* SOURCE_DATE_EPOCH */
 	const kb_buf *sign_key;	       /* rpm: OpenPGP secret key, or NULL */
+	int64_t sign_time;	       /* its signature's time; 0: sde (a key
+					* made after sde signs at its creation) */
 } kb_pkg_meta;
 
 /* One entry of the payload. */

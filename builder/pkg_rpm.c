@@ -563,7 +563,8 @@ static kb_err *sig_header(const kb_pkg_meta *m, const kb_buf *hdr, int payfd, ui
 		/* an OpenPGP signature over the main header's bytes, made at the
 		 * epoch: RSA with SHA-256, so the same key gives the same bytes */
 		kb_buf sig = {0};
-		if ((err = kb_pgp_sign(m->sign_key, hdr->p, hdr->len, m->sde, KB_PGP_DETACHED, &sig)))
+		if ((err = kb_pgp_sign(m->sign_key, hdr->p, hdr->len,
+					m->sign_time ? m->sign_time : m->sde, KB_PGP_DETACHED, &sig)))
 			err = kb_err_wrap(err, "cannot sign the rpm header with --sign-key");
 		else
 			h_bin(&h, SIG_RSA, sig.p, sig.len);

@@ -112,7 +112,7 @@ static kb_err *sign_keys(kb_recipe *r, kb_arena *a)
 	for (size_t i = 0; !err && i < r->nsteps; i++) {
 		kb_step *st = &r->steps[i];
 		int mok = st->kind == KB_STEP_SIGN;
-		if (!mok && st->kind != KB_STEP_DARKSITE)
+		if (!mok && st->kind != KB_STEP_DARKSITE && !(st->kind == KB_STEP_RPM && st->key))
 			continue;
 		char hex[KB_HEX_LEN + 1];
 		char *dir = kb_key_dir();
@@ -127,10 +127,10 @@ static kb_err *sign_keys(kb_recipe *r, kb_arena *a)
 					"its certificate: mokutil --import %s/%s.der, then reboot and "
 					"confirm in the MOK manager.", st->key, dir, dir, st->key);
 			else
-				kb_info("made the OpenPGP key '%s' in %s for darksite '%s' (the secret "
-					"key stays there, mode 0600); clients trust the darksite through "
-					"the public key it exports as %s.asc", st->key, dir, st->name,
-					st->key);
+				kb_info("made the OpenPGP key '%s' in %s for step '%s' (the secret "
+					"key stays there, mode 0600); clients trust what it signs "
+					"through its public key (a darksite exports it as %s.asc)",
+					st->key, dir, st->name, st->key);
 		}
 		free(dir);
 		free(probe);
