@@ -4,14 +4,15 @@
 #include "key.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
-#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *const usage_lock = "lock [--recipes DIR] [--offline] [--jobs N] NAME";
 static const char *const usage_recipe =
-	"recipe [--recipes DIR] [--offline] [--jobs N] [--check] NAME";
+	"recipe [--recipes DIR] [--offline] [--jobs N] [--check] [--out DIR] NAME";
 static const char *const usage_upstreams = "upstreams [--recipes DIR] NAME";
 
 int kb_recipe_help(const char *cmd, FILE *out)
@@ -33,7 +34,10 @@ int kb_recipe_help(const char *cmd, FILE *out)
 			     "  --jobs N    parallel downloads, and $JOBS inside steps (default: CPUs)\n"
 			     "  --check     build every step a second time (other host directory, TZ,\n"
 			     "              LANG, umask, $JOBS, a later time) and report the first\n"
-			     "              difference between the two outputs\n", usage_recipe);
+			     "              difference between the two outputs\n"
+			     "  --out DIR   check the artifacts (signed modules, packages, darksites,\n"
+			     "              images) out to DIR/STEP, hardlinked from the store\n",
+			usage_recipe);
 	else if (!strcmp(cmd, "upstreams"))
 		fprintf(out, "usage: kbuild %s\n\nPrints each upstream of a recipe with the mirror "
 			     "it resolves to and where\nthat came from: --mirror NAME=URL, the config "
@@ -47,6 +51,7 @@ typedef struct {
 	const char *recipes;
 	kb_run_opts run;
 	int check;
+	const char *out;
 	const char *name;
 } args;
 
@@ -56,6 +61,7 @@ static kb_err *parse(const char *cmd, int argc, char **argv, args *a)
 					   {"offline", no_argument, NULL, 'o'},
 					   {"jobs", required_argument, NULL, 'j'},
 					   {"check", no_argument, NULL, 'c'},
+					   {"out", required_argument, NULL, 'O'},
 					   {0}};
 	memset(a, 0, sizeof *a);
 	optind = 0;
@@ -68,8 +74,10 @@ static kb_err *parse(const char *cmd, int argc, char **argv, args *a)
 			a->run.offline = 1;
 		else if (c == 'c' && !strcmp(cmd, "recipe"))
 			a->check = 1;
-		else if (c == 'c')
-			err = kb_usage("kbuild %s: --check is for 'kbuild recipe'", cmd);
+		else if (c == 'O' && !strcmp(cmd, "recipe"))
+			a->out = optarg;
+		else if (c == 'c' || c == 'O')
+			err = kb_usage("kbuild %s: '%s' is for 'kbuild recipe'", cmd, argv[optind - 1]);
 		else {
 			char *end;
 			long j = strtol(optarg, &end, 10);
@@ -154,6 +162,51 @@ static kb_err *sign_keys(kb_recipe *r, kb_arena *a)
 	return err;
 }
 
+/* The artifacts (what sign, deb, rpm, darksite and iso steps made) checked
+ * out under out/, hardlinked from the store, replacing what an earlier run
+ * put there only once the new tree is whole; each is named on stderr. */
+static kb_err *export_out(kb_store *s, const kb_recipe *r, const kb_oid *result,
+			  const char *out)
+{
+	kb_tree t = {0};
+	kb_err *err = kb_store_read_tree(s, &result->hash, &t);
+	char *tmp = kb_asprintf("%s.kbuild-new", out), *old = kb_asprintf("%s.kbuild-old", out);
+	kb_buf shown = {0};
+	if (!err && (err = kb_remove_tree(AT_FDCWD, tmp)) == NULL)
+		err = kb_mkdir_p(tmp, 0755);
+	for (size_t i = 0; !err && i < t.n; i++) {
+		const kb_tree_entry *e = &t.e[i];
+		char *name = kb_strndup(e->name, e->namelen);
+		const kb_step *st = kb_recipe_step(r, name);
+		if (st && st->kind != KB_STEP_RUN && e->type == KB_ENT_DIR) {
+			kb_oid o = {KB_TREE, e->hash};
+			char *dest = kb_asprintf("%s/%s", tmp, name);
+			static const char *const what[] = {"", "signed modules", "package", "package",
+							   "darksite", "image"};
+			if (!(err = kb_store_checkout(s, &o, dest, 0)))
+				kb_buf_addf(&shown, "  %-14s %s/%s/%s\n", what[st->kind], out, name,
+					    st->kind == KB_STEP_ISO ? "image.iso" : "");
+			free(dest);
+		}
+		free(name);
+	}
+	kb_tree_free(&t);
+	if (!err && (err = kb_remove_tree(AT_FDCWD, old)) == NULL) {
+		if (rename(out, old) < 0 && errno != ENOENT)
+			err = kb_errno(errno, "cannot move the earlier %s aside", out);
+		else if (rename(tmp, out) < 0)
+			err = kb_errno(errno, "cannot move %s into place", out);
+		else
+			err = kb_remove_tree(AT_FDCWD, old);
+	}
+	if (!err && shown.len)
+		kb_info("artifacts (hardlinked from the store):\n%.*s", (int)shown.len - 1, shown.p);
+	kb_buf_free(&shown);
+	free(tmp);
+	free(old);
+	return err;
+}
+
 static kb_err *do_recipe(kb_store *s, kb_recipe *r, const args *a)
 {
 	kb_lock *l = NULL;
@@ -217,6 +270,8 @@ static kb_err *do_recipe(kb_store *s, kb_recipe *r, const args *a)
 		else
 			kb_info("recipe %s: %zu inputs, %zu steps (ref %s)", r->name, r->nin, r->nsteps,
 				ref);
+		if (a->out)
+			err = export_out(s, r, &result, a->out);
 		printf("%s\n", hex);
 	}
 	free(ref);
