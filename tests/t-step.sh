@@ -440,6 +440,63 @@ truth "... make and libc6" sh -c "grep -q '^Package: make\$' '$T/m2/site/dists/s
 check "repomd.xml.asc verifies (gpgv)" gpgv --keyring "$T/m2/site-rpm/archive-key.gpg" \
 	"$T/m2/site-rpm/repodata/repomd.xml.asc" "$T/m2/site-rpm/repodata/repomd.xml"
 truth "the secret key is nowhere in the darksite" sh -c "! grep -rq 'PRIVATE KEY' '$T/m2/site' '$T/m2/site-rpm'"
+
+# the EL side with an rpm-md stand-in for Rocky's BaseOS (the rocky9-zfs
+# shape): a signed kmod RPM and a dnf darksite with the kernel it needs,
+# installed by dnf with both signature checks on
+if command -v dnf >/dev/null && command -v createrepo_c >/dev/null; then
+	mkdir -p "$WWW/el/Packages" "$T/standin"
+	gpg --batch --armor --export-secret-keys archive@kbuild.test >"$T/archive.sec.asc" 2>/dev/null
+	# standin NAME PROVIDES FILE SOURCE: a signed stand-in package made by
+	# kbuild's own rpm writer (rpmbuild refuses Debian's kernel release as
+	# a version: it has two '-')
+	standin() {
+		mkdir -p "$T/standin/$1/$(dirname "$3")"
+		cp "$4" "$T/standin/$1/$3"
+		local tree
+		tree=$("$KBUILD" -q store add "$T/standin/$1") &&
+			SOURCE_DATE_EPOCH=$(date +%s) "$KBUILD" -q package rpm --name "$1" --version 1 \
+				--release 1 --arch noarch --license MIT --summary "stand-in for Rocky's $1" \
+				--provides "$2" --sign-key "$T/archive.sec.asc" \
+				-o "$WWW/el/Packages/$1-1-1.noarch.rpm" "$tree" >>"$T/rpmbuild.log" 2>&1
+	}
+	echo vmlinuz >"$T/vmlinuz"
+	if standin kernel-core "kernel-uname-r = $KVER" "boot/vmlinuz-$KVER" "$T/vmlinuz" &&
+		standin bash "/bin/sh" bin/sh "$(command -v busybox)" &&
+		createrepo_c -q "$WWW/el" >>"$T/rpmbuild.log" 2>&1 &&
+		gpg --batch --yes --armor --detach-sign -o "$WWW/el/repodata/repomd.xml.asc" "$WWW/el/repodata/repomd.xml" 2>>"$T/rpmbuild.log"; then
+		ok "a signed rpm-md stand-in repository (kbuild package rpm, createrepo_c, gpg)"
+	else
+		fail "making the rpm-md stand-in repository"
+		diag_file "$T/rpmbuild.log"
+	fi
+	{
+		echo "upstream \"el\" { type = \"rpm-md\" url = \"$NGX_URL/el\" architectures = [\"x86_64\", \"noarch\"] keyring = \"archive\" }"
+		echo 'buildroot "el-kernel" { upstreams = ["el"] packages = ["kernel-core", "bash"] }'
+		echo "rpm \"kmod-hello\" { tree = \"hello-signed\" name = \"hello\" version = \"1.0\" release = \"1\" kmod = \"$D{kver}\" license = \"GPL\" summary = \"hello module\" key = \"archive-key\" source_date_epoch = 1700000000 }"
+		echo 'darksite "el-site" { packages = ["kmod-hello", "el-kernel"] key = "archive-key" source_date_epoch = 1700000000 }'
+	} >>recipes/m.recipe
+	check "the EL shape locks and builds" sh -c "'$KBUILD' lock m && '$KBUILD' recipe m"
+	rm -rf "$T/m4"
+	kb store checkout "$(tail -n1 "$OUT")" "$T/m4" >/dev/null 2>&1
+	ELS=$T/m4/el-site
+	RPM=$(ls "$T"/m4/kmod-hello/*.rpm)
+	rpm --dbpath "$T/rpmkeys" --import "$ELS/archive-key.asc" >/dev/null 2>&1
+	run rpm --dbpath "$T/rpmkeys" -K "$RPM"
+	out_has "the kmod RPM is signed (rpm -K with the darksite's key)" "digests signatures OK"
+	DR=$T/dnf-el
+	mkdir -p "$DR" "$T/dnfcache" "$T/dnflog"
+	run dnf -y --installroot="$DR" --releasever=9 --setopt=reposdir=/dev/null \
+		--setopt=cachedir="$T/dnfcache" --setopt=logdir="$T/dnflog" \
+		--repofrompath=site,"file://$ELS" --setopt=site.gpgcheck=1 --setopt=site.repo_gpgcheck=1 \
+		--setopt=site.gpgkey="file://$ELS/archive-key.asc,file://$P/keys/archive.asc" --setopt=skip_if_unavailable=False \
+		install kmod-hello
+	same "dnf installs kmod-hello from the darksite, signatures checked" "$RC" 0 || diag_file "$ERR"
+	truth "... with its module in place" test -f "$DR/lib/modules/$KVER/extra/hello.ko" -o -n "$(find "$DR/lib/modules/$KVER" -name hello.ko 2>/dev/null)"
+	truth "... and the kernel it requires" test -f "$DR/boot/vmlinuz-$KVER"
+else
+	ok "skipped: dnf or createrepo_c missing for the EL shape"
+fi
 sed -i 's/^    kernel = .*/    kernel = "6.1.0-1-amd64"/' recipes/m.recipe
 kb lock m >/dev/null 2>&1
 expect_fail 1 "headers for another kernel release are refused before compiling" kb recipe m
