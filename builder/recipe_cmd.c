@@ -2,6 +2,7 @@
  * 'kbuild recipe NAME' builds from the lock alone and never resolves. */
 #include "build.h"
 #include "key.h"
+#include "../verify/manifest.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -11,7 +12,7 @@
 
 static const char *const usage_lock = "lock [--recipes DIR] [--offline] [--jobs N] NAME";
 static const char *const usage_recipe =
-	"recipe [--recipes DIR] [--offline] [--jobs N] [--check] NAME";
+	"recipe [--recipes DIR] [--offline] [--jobs N] [--check] [--manifest FILE] [--bundle FILE] NAME";
 static const char *const usage_upstreams = "upstreams [--recipes DIR] NAME";
 
 int kb_recipe_help(const char *cmd, FILE *out)
@@ -33,7 +34,13 @@ int kb_recipe_help(const char *cmd, FILE *out)
 			     "  --jobs N    parallel downloads, and $JOBS inside steps (default: CPUs)\n"
 			     "  --check     build every step a second time (other host directory, TZ,\n"
 			     "              LANG, umask, $JOBS, a later time) and report the first\n"
-			     "              difference between the two outputs\n", usage_recipe);
+			     "              difference between the two outputs\n"
+			     "  --manifest FILE  where the build manifest goes (default:\n"
+			     "              STORE/manifests/NAME.json; also ref manifest/NAME), with\n"
+			     "              its in-toto/SLSA statement beside it (NAME.intoto.json)\n"
+			     "  --bundle FILE   also export what 'kbuild verify' needs: every input\n"
+			     "              by hash, every step output as published, the manifest\n",
+			     usage_recipe);
 	else if (!strcmp(cmd, "upstreams"))
 		fprintf(out, "usage: kbuild %s\n\nPrints each upstream of a recipe with the mirror "
 			     "it resolves to and where\nthat came from: --mirror NAME=URL, the config "
@@ -48,6 +55,9 @@ typedef struct {
 	kb_run_opts run;
 	int check;
 	const char *name;
+	kb_manifest_opts manifest;
+	int rebuild; /* for kbuild verify: no hash on stdout */
+	kb_oid *result;
 } args;
 
 static kb_err *parse(const char *cmd, int argc, char **argv, args *a)
@@ -56,6 +66,8 @@ static kb_err *parse(const char *cmd, int argc, char **argv, args *a)
 					   {"offline", no_argument, NULL, 'o'},
 					   {"jobs", required_argument, NULL, 'j'},
 					   {"check", no_argument, NULL, 'c'},
+					   {"manifest", required_argument, NULL, 'm'},
+					   {"bundle", required_argument, NULL, 'b'},
 					   {0}};
 	memset(a, 0, sizeof *a);
 	optind = 0;
@@ -70,6 +82,12 @@ static kb_err *parse(const char *cmd, int argc, char **argv, args *a)
 			a->check = 1;
 		else if (c == 'c')
 			err = kb_usage("kbuild %s: --check is for 'kbuild recipe'", cmd);
+		else if ((c == 'm' || c == 'b') && strcmp(cmd, "recipe"))
+			err = kb_usage("kbuild %s: --manifest and --bundle are for 'kbuild recipe'", cmd);
+		else if (c == 'm')
+			a->manifest.path = optarg;
+		else if (c == 'b')
+			a->manifest.bundle = optarg;
 		else {
 			char *end;
 			long j = strtol(optarg, &end, 10);
@@ -183,7 +201,12 @@ static kb_err *do_recipe(kb_store *s, kb_recipe *r, const args *a)
 	if (!err && !(err = kb_ref_get(s, ref, &cur, &have)) &&
 	    (!have || !kb_hash_eq(&cur.hash, &result.hash)))
 		err = kb_ref_update(s, ref, NULL, &result);
-	if (!err) {
+	char *mpath = NULL;
+	if (!err)
+		err = kb_manifest_record(s, r, l, act, n, &result, &a->manifest, &mpath);
+	if (!err && a->result)
+		*a->result = result;
+	if (!err && !a->rebuild) {
 		char hex[KB_HEX_LEN + 1];
 		kb_hash_hex(&result.hash, hex);
 		if (hit)
@@ -191,11 +214,27 @@ static kb_err *do_recipe(kb_store *s, kb_recipe *r, const args *a)
 		else
 			kb_info("recipe %s: %zu inputs, %zu steps (ref %s)", r->name, r->nin, r->nsteps,
 				ref);
+		kb_info("manifest %s", mpath);
 		printf("%s\n", hex);
 	}
+	free(mpath);
 	free(ref);
 	kb_arena_free(ar);
 	kb_lock_free(l);
+	return err;
+}
+
+kb_err *kb_recipe_rebuild(kb_store *s, const char *path, const kb_run_opts *o,
+			  const char *manifest_path, kb_oid *result)
+{
+	args a = {.run = *o, .name = path, .rebuild = 1, .result = result};
+	a.manifest.path = manifest_path;
+	kb_recipe *r;
+	kb_err *err = kb_recipe_load(path, NULL, &r);
+	if (!err) {
+		err = do_recipe(s, r, &a);
+		kb_recipe_free(r);
+	}
 	return err;
 }
 
