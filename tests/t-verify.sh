@@ -183,4 +183,95 @@ print("statement ok")
 EOF
 same "the in-toto statement has the SLSA v1 fields (python3 json)" "$(cat "$OUT")" "statement ok"
 diag_file "$ERR"
+
+# ---- kbuild verify: another user, elsewhere, from the manifest and bundle ----
+check "kbuild recipe --bundle writes what a verifier needs" kb recipe --bundle "$T/pub/v.bundle" --manifest "$T/pub/v.json" v
+err_has "... saying so" "bundle $T/pub/v.bundle"
+# verifier ENV... -- CMD: another HOME, XDG dirs, TZ, LANG, umask, no
+# KBUILD_STORE, from another directory
+mkdir -p "$T/other/home" "$T/other/cwd"
+verifier() {
+	(
+		cd "$T/other/cwd" && umask 077 &&
+			env -u KBUILD_STORE -u KBUILD_KEYS HOME="$T/other/home" \
+				XDG_DATA_HOME="$T/other/home/.data" XDG_CONFIG_HOME="$T/other/home/.config" \
+				XDG_CACHE_HOME="$T/other/home/.cache" TZ=Asia/Kathmandu LANG=de_DE.UTF-8 \
+				LC_ALL=de_DE.UTF-8 USER=verifier LOGNAME=verifier "$KBUILD" "$@"
+	)
+}
+t0=$(date +%s.%N)
+check "kbuild verify: identical" verifier verify --bundle "$T/pub/v.bundle" "$T/pub/v.json"
+diag "verify took $(echo "$(date +%s.%N) - $t0" | bc 2>/dev/null || echo '?') s"
+out_has "... says so, with counts" "verified: recipe v reproduces: 2 steps, 4 output files"
+truth "... and leaves no temporary directory" sh -c "! ls '$T/tmp' | grep -q kbuild-verify"
+truth "... and made no store for the verifier" [ ! -e "$T/other/home/.data/kbuild" ]
+check "kbuild help verify" kb help verify
+out_has "... describes it" "usage: kbuild verify"
+
+# a manifest whose output hash was tampered with
+python3 - "$T/pub/v.json" "$T/bad-hash.json" <<'EOF2'
+import json, sys
+m = json.load(open(sys.argv[1]))
+for o in m["outputs"]:
+    if o["path"] == "share/doc/copy":
+        o["sha256"] = "0" * 64
+json.dump(m, open(sys.argv[2], "w"), indent=2, sort_keys=True)
+EOF2
+expect_fail 1 "a tampered output hash: exit 1" verifier verify --bundle "$T/pub/v.bundle" "$T/bad-hash.json"
+out_has "... naming the output" "output one/share/doc/copy: published sha256 0000000000000000000000000000000000000000000000000000000000000000"
+err_has "... and saying it does not reproduce" "recipe v does not reproduce: 1 difference"
+
+# bad input
+echo "not json {" >"$T/garbage.json"
+expect_fail 1 "a manifest that is not JSON" verifier verify "$T/garbage.json"
+err_has "... says so, with where" "$T/garbage.json is not JSON (line 1"
+python3 - "$T/pub/v.json" "$T/malformed.json" <<'EOF2'
+import json, sys
+m = json.load(open(sys.argv[1]))
+m["steps"][1]["output"] = "xyz"
+json.dump(m, open(sys.argv[2], "w"))
+EOF2
+expect_fail 1 "a manifest with a malformed hash" verifier verify "$T/malformed.json"
+err_has "... names the field" "steps[1].output is 'xyz', not a SHA-256"
+python3 - "$T/pub/v.json" "$T/nofield.json" <<'EOF2'
+import json, sys
+m = json.load(open(sys.argv[1]))
+del m["inputs"][0]["result"]
+json.dump(m, open(sys.argv[2], "w"))
+EOF2
+expect_fail 1 "a manifest missing a field" verifier verify "$T/nofield.json"
+err_has "... names it" "inputs[0].result is missing"
+echo '{"format": "kbuild-manifest", "version": 99}' >"$T/v99.json"
+expect_fail 1 "a manifest of another version" verifier verify "$T/v99.json"
+err_has "... says so" "manifest version other is not one this kbuild reads"
+expect_fail 1 "a manifest that does not exist" verifier verify "$T/nope.json"
+err_has "... names it" "$T/nope.json"
+SRC=$(python3 -c 'import json,sys; print([i for i in json.load(open(sys.argv[1]))["inputs"] if i["name"]=="src"][0]["result"]["sha256"])' "$T/pub/v.json")
+ONE=$(python3 -c 'import json,sys; print([s for s in json.load(open(sys.argv[1]))["steps"] if s["name"]=="one"][0]["output"])' "$T/pub/v.json")
+kb store export -o "$T/partial.bundle" "$ONE" >/dev/null 2>&1
+expect_fail 1 "a bundle missing an input" verifier verify --bundle "$T/partial.bundle" "$T/pub/v.json"
+err_has "... names what is missing" "input 'src' (file): $SRC" "missing from the bundle $T/partial.bundle"
+expect_fail 1 "a bundle that does not exist" verifier verify --bundle "$T/nope.bundle" "$T/pub/v.json"
+err_has "... names it" "$T/nope.bundle"
+check "without a bundle, from the publisher's store (--store)" \
+	verifier --store "$KBUILD_STORE" verify "$T/pub/v.json"
+out_has "... identical" "verified: recipe v reproduces"
+
+# a step that is not reproducible: verify names the inner file
+cat >>recipes/v.recipe <<'EOF2'
+step "clock" {
+    root = "bb"
+    script = "mkdir -p /out/var; echo stable > /out/var/stable; (date +%s%N; echo $RANDOM$RANDOM) > /out/var/stamp"
+    source_date_epoch = 1700000000
+}
+EOF2
+kb lock v >/dev/null 2>&1
+check "a recipe with a step that reads the clock builds" kb recipe --bundle "$T/pub/c.bundle" --manifest "$T/pub/c.json" v
+expect_fail 1 "... verify finds it" verifier verify --bundle "$T/pub/c.bundle" --keep "$T/kept" "$T/pub/c.json"
+out_has "... names the file" "output clock/var/stamp: published sha256"
+out_has "... and kbuild diff explains it, down to the inner file" "kbuild diff of step clock" "var/stamp"
+err_has "... and where both outputs are" "both outputs are in $T/kept/store"
+truth "--keep keeps the rebuild's manifest" [ -s "$T/kept/rebuilt.json" ]
+expect_fail 1 "--keep refuses a directory that is not empty" verifier verify --bundle "$T/pub/c.bundle" --keep "$T/kept" "$T/pub/c.json"
+err_has "... saying so" "is not empty"
 finish

@@ -355,6 +355,8 @@ kb_err *kb_manifest_json(kb_store *s, const kb_recipe *r, const kb_lock *l, cons
 	json_object_set_new(m, "step_version", json_integer(KB_STEP_VERSION));
 	json_t *rj = json_object();
 	json_object_set_new(rj, "name", json_string(r->name));
+	/* as the lock names it: where the verifier's rebuild must find it */
+	json_object_set_new(rj, "path", json_string(r->nsrcs ? r->srcs[0].path : ""));
 	json_object_set_new(rj, "action", hexj(&act[n - 1].key));
 	json_object_set_new(rj, "result", hexj(&result->hash));
 	json_object_set_new(m, "recipe", rj);
