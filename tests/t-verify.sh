@@ -274,4 +274,67 @@ err_has "... and where both outputs are" "both outputs are in $T/kept/store"
 truth "--keep keeps the rebuild's manifest" [ -s "$T/kept/rebuilt.json" ]
 expect_fail 1 "--keep refuses a directory that is not empty" verifier verify --bundle "$T/pub/c.bundle" --keep "$T/kept" "$T/pub/c.json"
 err_has "... saying so" "is not empty"
+
+# ---- a signed kernel module: the verifier has no private key ----
+KVER=$(ls "$FIX"/debs/linux-headers-*-amd64_*.deb 2>/dev/null |
+	sed -n 's|.*/linux-headers-\([0-9][^_]*-amd64\)_.*|\1|p' | head -n1)
+if [ ! -e "$FIX/debs/.complete" ] || [ -z "$KVER" ]; then
+	ok "skipped: no fixture packages with kernel headers in $FIX/debs (run .ci/fixtures)"
+	finish
+fi
+repo fx bookworm "$FIX"/debs/*.deb
+export KBUILD_KEYS=$T/keys
+cp -r "$(dirname "$0")/fixtures/hello-module" "$P/mod"
+D='$'
+{
+	echo 'key "archive" { path = "../keys/archive.asc" }'
+	upstream fx fx bookworm
+	echo "let kver = \"$KVER\""
+	echo "buildroot \"kbuild\" { upstreams = [\"fx\"] packages = [\"build-essential\", \"linux-headers-$D{kver}\", \"mawk\"] }"
+	echo 'file "src" { path = "../mod" }'
+	echo 'step "hello-ko" {'
+	echo '    root = "kbuild"'
+	echo '    inputs = ["src"]'
+	echo "    kernel = \"$D{kver}\""
+	echo '    script = "cp -r /inputs/src/. /build/ && make -C $KDIR M=/build modules && mkdir -p /out/lib/modules/$KVER/updates && cp /build/*.ko /out/lib/modules/$KVER/updates/"'
+	echo '    source_date_epoch = 1700000000'
+	echo '}'
+	echo 'sign "hello-signed" { modules = "hello-ko" key = "mok" certificate = "usr/share/kbuild/mok.der" }'
+	echo "deb \"hello-deb\" { tree = \"hello-signed\" name = \"hello\" version = \"1.0\" kmod = \"$D{kver}\" maintainer = \"t <t@example.org>\" summary = \"hello module\" source_date_epoch = 1700000000 }"
+} >recipes/m.recipe
+check "a module recipe locks" kb lock m
+check "it builds, signs and packages, with a bundle" kb recipe --bundle "$T/pub/m.bundle" --manifest "$T/pub/m.json" m
+keyline=$(sed -n 2p "$T/keys/mok.key")
+truth "the private key is not in the manifest" sh -c "! grep -qF -- '$keyline' '$T/pub/m.json'"
+truth "... nor in the bundle" sh -c "! grep -qaF -- '$keyline' '$T/pub/m.bundle'"
+run python3 - "$T/pub/m.json" "$T/keys/mok.der" <<'EOF2'
+import json, sys, base64
+m = json.load(open(sys.argv[1]))
+s = [s for s in m["steps"] if s["name"] == "hello-signed"][0]
+ok = base64.b64decode(s["sign"]["certificate_der_base64"]) == open(sys.argv[2], "rb").read() and s["sign"]["key"] == "mok"
+print("cert ok" if ok else "cert differs")
+EOF2
+same "the manifest carries the signing certificate (DER) and key name" "$(cat "$OUT")" "cert ok"
+t0=$(date +%s.%N)
+check "kbuild verify of the module recipe, without the key, as another user" \
+	verifier verify --bundle "$T/pub/m.bundle" "$T/pub/m.json"
+diag "verify of the module recipe took $(echo "$(date +%s.%N) - $t0" | bc 2>/dev/null || echo '?') s"
+out_has "... identical, the signed module included" "verified: recipe m reproduces: 3 steps" "1 signed module identical"
+truth "... the verifier got no key directory" [ ! -e "$T/other/home/.config/kbuild/keys" ]
+# a manifest naming another certificate than the one that signed
+KBUILD_KEYS=$T/otherkeys kb key new other >/dev/null 2>&1
+python3 - "$T/pub/m.json" "$T/otherkeys/other.der" "$T/m-othercert.json" <<'EOF2'
+import json, sys, base64, hashlib
+m = json.load(open(sys.argv[1]))
+der = open(sys.argv[2], "rb").read()
+s = [s for s in m["steps"] if s["name"] == "hello-signed"][0]
+s["sign"]["certificate_der_base64"] = base64.b64encode(der).decode()
+s["sign"]["certificate_sha256"] = hashlib.sha256(der).hexdigest()
+json.dump(m, open(sys.argv[3], "w"))
+EOF2
+expect_fail 1 "a manifest whose certificate did not make the signatures" \
+	verifier verify --bundle "$T/pub/m.bundle" "$T/m-othercert.json"
+out_has "... the signature check fails, naming the module" \
+	"hello-signed/lib/modules/$KVER/updates/hello.ko: the published signature does not verify"
+out_has "... and the shipped certificate differs" "output hello-signed/usr/share/kbuild/mok.der: published sha256"
 finish
