@@ -37,6 +37,7 @@ static void usage(FILE *out)
 		"  kbuild key new|list|export ...   signing keys (outside the store)\n"
 		"  kbuild sign module --key NAME IN OUT   kernel module signatures\n"
 		"  kbuild diff [--json] [--max N] A B\n"
+		"  kbuild verify [--bundle FILE] MANIFEST   rebuild from a manifest, compare\n"
 		"  kbuild help [COMMAND ...]\n\n"
 		"Options:\n"
 		"  --store DIR   the store to use (default: $KBUILD_STORE, else\n"
@@ -76,6 +77,8 @@ static int help(int argc, char **argv)
 	if (!strcmp(argv[0], "sign") && kb_sign_help(argc > 1 ? argv[1] : NULL, stdout))
 		return 0;
 	if (!strcmp(argv[0], "diff") && kb_diff_help(stdout))
+		return 0;
+	if (!strcmp(argv[0], "verify") && kb_verify_help(stdout))
 		return 0;
 	if (!strcmp(argv[0], "sandbox") && kb_sandbox_help(stdout))
 		return 0;
@@ -168,6 +171,7 @@ int main(int argc, char **argv)
 						  : !strcmp(cmd, "diff")      ? kb_diff_main
 						  : !strcmp(cmd, "initramfs") ? kb_initramfs_main
 						  : !strcmp(cmd, "iso")       ? kb_iso_main
+						  : !strcmp(cmd, "verify")    ? kb_verify_main
 									   : NULL;
 	if (part) {
 		char *dir = store ? kb_strdup(store) : kb_store_default_path();

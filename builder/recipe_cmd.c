@@ -2,6 +2,7 @@
  * 'kbuild recipe NAME' builds from the lock alone and never resolves. */
 #include "build.h"
 #include "key.h"
+#include "../verify/manifest.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -12,7 +13,8 @@
 
 static const char *const usage_lock = "lock [--recipes DIR] [--offline] [--jobs N] NAME";
 static const char *const usage_recipe =
-	"recipe [--recipes DIR] [--offline] [--jobs N] [--check] [--out DIR] NAME";
+	"recipe [--recipes DIR] [--offline] [--jobs N] [--check] [--out DIR] [--manifest FILE]\n"
+	"       [--bundle FILE] NAME";
 static const char *const usage_upstreams = "upstreams [--recipes DIR] NAME";
 
 int kb_recipe_help(const char *cmd, FILE *out)
@@ -36,8 +38,13 @@ int kb_recipe_help(const char *cmd, FILE *out)
 			     "              LANG, umask, $JOBS, a later time) and report the first\n"
 			     "              difference between the two outputs\n"
 			     "  --out DIR   check the artifacts (signed modules, packages, darksites,\n"
-			     "              images) out to DIR/STEP, hardlinked from the store\n",
-			usage_recipe);
+			     "              images) out to DIR/STEP, hardlinked from the store\n"
+			     "  --manifest FILE  where the build manifest goes (default:\n"
+			     "              STORE/manifests/NAME.json; also ref manifest/NAME), with\n"
+			     "              its in-toto/SLSA statement beside it (NAME.intoto.json)\n"
+			     "  --bundle FILE   also export what 'kbuild verify' needs: every input\n"
+			     "              by hash, every step output as published, the manifest\n",
+			     usage_recipe);
 	else if (!strcmp(cmd, "upstreams"))
 		fprintf(out, "usage: kbuild %s\n\nPrints each upstream of a recipe with the mirror "
 			     "it resolves to and where\nthat came from: --mirror NAME=URL, the config "
@@ -53,6 +60,9 @@ typedef struct {
 	int check;
 	const char *out;
 	const char *name;
+	kb_manifest_opts manifest;
+	int rebuild; /* for kbuild verify: no hash on stdout */
+	kb_oid *result;
 } args;
 
 static kb_err *parse(const char *cmd, int argc, char **argv, args *a)
@@ -62,6 +72,8 @@ static kb_err *parse(const char *cmd, int argc, char **argv, args *a)
 					   {"jobs", required_argument, NULL, 'j'},
 					   {"check", no_argument, NULL, 'c'},
 					   {"out", required_argument, NULL, 'O'},
+					   {"manifest", required_argument, NULL, 'm'},
+					   {"bundle", required_argument, NULL, 'b'},
 					   {0}};
 	memset(a, 0, sizeof *a);
 	optind = 0;
@@ -74,10 +86,16 @@ static kb_err *parse(const char *cmd, int argc, char **argv, args *a)
 			a->run.offline = 1;
 		else if (c == 'c' && !strcmp(cmd, "recipe"))
 			a->check = 1;
-		else if (c == 'O' && !strcmp(cmd, "recipe"))
-			a->out = optarg;
-		else if (c == 'c' || c == 'O')
+		else if (c == 'c' && strcmp(cmd, "recipe"))
+			err = kb_usage("kbuild %s: --check is for 'kbuild recipe'", cmd);
+		else if ((c == 'm' || c == 'b' || c == 'O') && strcmp(cmd, "recipe"))
 			err = kb_usage("kbuild %s: '%s' is for 'kbuild recipe'", cmd, argv[optind - 1]);
+		else if (c == 'O')
+			a->out = optarg;
+		else if (c == 'm')
+			a->manifest.path = optarg;
+		else if (c == 'b')
+			a->manifest.bundle = optarg;
 		else {
 			char *end;
 			long j = strtol(optarg, &end, 10);
@@ -262,7 +280,12 @@ static kb_err *do_recipe(kb_store *s, kb_recipe *r, const args *a)
 	if (!err && !(err = kb_ref_get(s, ref, &cur, &have)) &&
 	    (!have || !kb_hash_eq(&cur.hash, &result.hash)))
 		err = kb_ref_update(s, ref, NULL, &result);
-	if (!err) {
+	char *mpath = NULL;
+	if (!err)
+		err = kb_manifest_record(s, r, l, act, n, &result, &a->manifest, &mpath);
+	if (!err && a->result)
+		*a->result = result;
+	if (!err && !a->rebuild) {
 		char hex[KB_HEX_LEN + 1];
 		kb_hash_hex(&result.hash, hex);
 		if (hit)
@@ -270,13 +293,29 @@ static kb_err *do_recipe(kb_store *s, kb_recipe *r, const args *a)
 		else
 			kb_info("recipe %s: %zu inputs, %zu steps (ref %s)", r->name, r->nin, r->nsteps,
 				ref);
+		kb_info("manifest %s", mpath);
 		if (a->out)
 			err = export_out(s, r, &result, a->out);
 		printf("%s\n", hex);
 	}
+	free(mpath);
 	free(ref);
 	kb_arena_free(ar);
 	kb_lock_free(l);
+	return err;
+}
+
+kb_err *kb_recipe_rebuild(kb_store *s, const char *path, const kb_run_opts *o,
+			  const char *manifest_path, kb_oid *result)
+{
+	args a = {.run = *o, .name = path, .rebuild = 1, .result = result};
+	a.manifest.path = manifest_path;
+	kb_recipe *r;
+	kb_err *err = kb_recipe_load(path, NULL, &r);
+	if (!err) {
+		err = do_recipe(s, r, &a);
+		kb_recipe_free(r);
+	}
 	return err;
 }
 

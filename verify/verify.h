@@ -67,6 +67,11 @@ void kb_diff_print(const kb_diff_list *l, FILE *out);
  * {"path": [], "kind": "more", "count": N} when differences were left out */
 KB_MUST kb_err *kb_diff_print_json(const kb_diff_list *l, FILE *out);
 
+/* 'kbuild verify MANIFEST' (verify_cmd.c): rebuild from a manifest in a
+ * fresh store and compare every output */
+int kb_verify_main(const char *store_dir, int argc, char **argv);
+int kb_verify_help(FILE *out);
+
 /* 'kbuild diff' (diff_cmd.c) */
 int kb_diff_main(const char *store_dir, int argc, char **argv);
 int kb_diff_help(FILE *out);
