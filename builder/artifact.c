@@ -112,43 +112,39 @@ kb_err *kb_kernel_headers(kb_store *s, const kb_step *st, const kb_oid *root, co
 	return step_err(st, err);
 }
 
-/* every .ko below tree says it is for st->kernel; count them in *n */
-static kb_err *check_vermagic(kb_store *s, const kb_step *st, const kb_hash *tree,
-			      const char *prefix, size_t *n)
+typedef struct {
+	kb_store *s;
+	const kb_step *st;
+	size_t n;
+} vmcheck;
+
+/* a .ko below the output says it is for st->kernel */
+static kb_err *check_vermagic(void *ctx, const char *path, const kb_tree_entry *e)
 {
-	kb_tree t = {0};
-	kb_err *err = kb_store_read_tree(s, tree, &t);
-	for (size_t i = 0; !err && i < t.n; i++) {
-		const kb_tree_entry *e = &t.e[i];
-		char *path = kb_asprintf("%s%.*s", prefix, (int)e->namelen, e->name);
-		if (e->type == KB_ENT_DIR) {
-			char *sub = kb_asprintf("%s/", path);
-			err = check_vermagic(s, st, &e->hash, sub, n);
-			free(sub);
-		} else if (e->type != KB_ENT_LINK && e->namelen > 3 &&
-			   !memcmp(e->name + e->namelen - 3, ".ko", 3)) {
-			int fd;
-			kb_kmod km = {0};
-			if (!(err = kb_store_open_object(s, &e->hash, &fd))) {
-				err = kb_kmod_read(fd, path, &km);
-				close(fd);
-			}
-			if (!err && strcmp(km.release, st->kernel))
-				err = step_err(st, kb_errf("module %s has vermagic '%s', not kernel %s",
-							   path, km.vermagic, st->kernel));
-			kb_kmod_free(&km);
-			(*n)++;
-		}
-		free(path);
+	vmcheck *c = ctx;
+	size_t len = strlen(path);
+	if (e->type == KB_ENT_LINK || len < 4 || strcmp(path + len - 3, ".ko"))
+		return NULL;
+	int fd;
+	kb_kmod km = {0};
+	kb_err *err = kb_store_open_object(c->s, &e->hash, &fd);
+	if (!err) {
+		err = kb_kmod_read(fd, path, &km);
+		close(fd);
 	}
-	kb_tree_free(&t);
+	if (!err && strcmp(km.release, c->st->kernel))
+		err = step_err(c->st, kb_errf("module %s has vermagic '%s', not kernel %s", path,
+					      km.vermagic, c->st->kernel));
+	kb_kmod_free(&km);
+	c->n++;
 	return err;
 }
 
 kb_err *kb_kernel_modules_check(kb_store *s, const kb_step *st, const kb_oid *out)
 {
-	size_t n = 0;
-	kb_err *err = check_vermagic(s, st, &out->hash, "", &n);
+	vmcheck c = {s, st, 0};
+	kb_err *err = kb_tree_walk(s, &out->hash, check_vermagic, &c);
+	size_t n = c.n;
 	if (!err && !n)
 		err = step_err(st, kb_errf("it builds for kernel %s but its output holds no .ko "
 					   "module", st->kernel));
@@ -355,6 +351,7 @@ typedef struct {
 	kb_publish_pkg *v;
 	size_t n, cap;
 	kb_arena *a;
+	const char *step; /* the one being walked, for labels */
 } pkgset;
 
 static void add_pkg(pkgset *p, const kb_hash *h, const char *label)
@@ -363,23 +360,15 @@ static void add_pkg(pkgset *p, const kb_hash *h, const char *label)
 	p->v[p->n++] = (kb_publish_pkg){*h, label};
 }
 
-/* every .deb and .rpm file below a step's output */
-static kb_err *tree_pkgs(kb_store *s, const kb_hash *tree, const char *prefix, pkgset *p)
+/* a .deb or .rpm below a step's output */
+static kb_err *tree_pkg(void *ctx, const char *path, const kb_tree_entry *e)
 {
-	kb_tree t = {0};
-	kb_err *err = kb_store_read_tree(s, tree, &t);
-	for (size_t i = 0; !err && i < t.n; i++) {
-		const kb_tree_entry *e = &t.e[i];
-		const char *path = kb_arena_printf(p->a, "%s%.*s", prefix, (int)e->namelen, e->name);
-		size_t len = e->namelen;
-		if (e->type == KB_ENT_DIR)
-			err = tree_pkgs(s, &e->hash, kb_arena_printf(p->a, "%s/", path), p);
-		else if (e->type != KB_ENT_LINK && len > 4 &&
-			 (!memcmp(e->name + len - 4, ".deb", 4) || !memcmp(e->name + len - 4, ".rpm", 4)))
-			add_pkg(p, &e->hash, path);
-	}
-	kb_tree_free(&t);
-	return err;
+	pkgset *p = ctx;
+	size_t len = strlen(path);
+	if (e->type != KB_ENT_LINK && len > 4 &&
+	    (!strcmp(path + len - 4, ".deb") || !strcmp(path + len - 4, ".rpm")))
+		add_pkg(p, &e->hash, kb_arena_printf(p->a, "%s/%s", p->step, path));
+	return NULL;
 }
 
 kb_err *kb_darksite_key(const kb_step *st, kb_buf *pub, kb_buf *sec, int64_t *created)
@@ -418,7 +407,8 @@ static kb_err *do_darksite(kb_store *s, const kb_recipe *r, const kb_lock *l, co
 		} else if (in[i].type == KB_BLOB) {
 			add_pkg(&p, &in[i].hash, st->inputs[i]);
 		} else {
-			err = tree_pkgs(s, &in[i].hash, kb_arena_printf(p.a, "%s/", st->inputs[i]), &p);
+			p.step = st->inputs[i];
+			err = kb_tree_walk(s, &in[i].hash, tree_pkg, &p);
 		}
 	}
 	kb_buf pub = {0}, sec = {0};

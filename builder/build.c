@@ -68,6 +68,41 @@ static kb_err *make_root(kb_store *s, const kb_recipe *r, const kb_lock *l, kb_a
 	return err;
 }
 
+/* A buildroot nothing runs on (a darksite's closure) is not unpacked: its
+ * result is the tree of its package files, by their file names. */
+static kb_err *closure_tree(kb_store *s, const kb_lock *l, kb_action *x)
+{
+	size_t plen = strlen(x->name), n = 0;
+	kb_tree_entry *e = kb_calloc(l->n + 1, sizeof *e);
+	kb_err *err = NULL;
+	for (size_t i = 0; !err && i < l->n; i++) {
+		const kb_lock_entry *c = &l->e[i];
+		if (strcmp(c->kind, "package") || strncmp(c->name, x->name, plen) ||
+		    c->name[plen] != '/')
+			continue;
+		const char *h = kb_lock_get(c, "sha256"), *path = kb_lock_get(c, "path");
+		const char *base = path ? strrchr(path, '/') : NULL;
+		base = base ? base + 1 : path;
+		kb_hash hh;
+		if (!h || !base || !*base || kb_hash_parse(h, strlen(h), &hh))
+			err = kb_errf("%s:%d: package %s has no valid path or sha256", l->path, c->line,
+				      c->name);
+		else
+			e[n++] = (kb_tree_entry){KB_ENT_FILE, hh, base, strlen(base)};
+	}
+	kb_txn *t;
+	x->result.type = KB_TREE;
+	if (!err && !(err = kb_txn_begin(s, &t))) {
+		if ((err = kb_txn_add_tree(t, e, n, &x->result.hash)))
+			kb_txn_abort(t);
+		else
+			err = kb_txn_commit(t, &x->result, 1);
+	}
+	x->pending = err != NULL;
+	free(e);
+	return err;
+}
+
 /* ---- comparing two outputs: the first difference, for --check ---- */
 
 static kb_err *first_diff_blob(kb_store *s, const kb_hash *a, const kb_hash *b, char **what)
@@ -311,6 +346,9 @@ kb_err *kb_build(kb_store *s, const kb_recipe *r, const kb_lock *l, kb_action *a
 		if (root && root->pending)
 			err = make_root(s, r, l, root);
 	}
+	for (size_t i = 0; !err && i < n; i++)
+		if (act[i].pending && !strcmp(act[i].kind, "buildroot"))
+			err = closure_tree(s, l, &act[i]);
 	size_t nsteps = 0;
 	for (size_t i = 0; i < n; i++)
 		nsteps += act[i].step != NULL;
@@ -330,9 +368,7 @@ kb_err *kb_build(kb_store *s, const kb_recipe *r, const kb_lock *l, kb_action *a
 		kb_step_run x = {.r = r, .st = st, .jobs = jobs, .work_prefix = "step"};
 		kb_oid *in = kb_arena_alloc(a, (st->ninputs + 1) * sizeof *in);
 		for (size_t k = 0; k < st->ninputs; k++) {
-			const kb_action *ia = action(act, n, st->inputs[k]);
-			/* a closure not unpacked is known by its locked packages */
-			in[k] = ia->pending ? (kb_oid){KB_NONE, ia->key} : ia->result;
+			in[k] = action(act, n, st->inputs[k])->result;
 		}
 		x.inputs = in;
 		kb_oid noroot = {KB_NONE, {{0}}};

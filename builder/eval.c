@@ -761,8 +761,8 @@ static void opt(kb_buf *def, const char *what, const char *v)
 /* what a step is, apart from what it reads: also part of its run key */
 void kb_step_def(const kb_step *st, kb_buf *def)
 {
-	static const char *const kinds[] = {"step", "sign", "deb", "rpm", "darksite", "iso"};
-	kb_buf_addf(def, "%s %s\nepoch %lld\n", kinds[st->kind], st->name, (long long)st->epoch);
+	kb_buf_addf(def, "%s %s\nepoch %lld\n", kb_stepkind_name(st->kind), st->name,
+		    (long long)st->epoch);
 	for (size_t i = 0; i < st->argc; i++)
 		quoted(def, "arg", st->argv[i]);
 	for (size_t i = 0; i < st->nenv; i++)
@@ -814,7 +814,8 @@ kb_err *kb_eval(const kb_recipe *r, const kb_lock *l, kb_arena *a, kb_action **o
 	kb_action *v = kb_arena_alloc(a, (nact + 1) * sizeof *v);
 	memset(v, 0, (nact + 1) * sizeof *v);
 	kb_buf top = {0};
-	kb_buf_addf(&top, "recipe %s\n", r->name);
+	/* "2": the result tree names every buildroot, unpacked or not */
+	kb_buf_addf(&top, "recipe 2 %s\n", r->name);
 	char hex[KB_HEX_LEN + 1];
 	for (size_t i = 0; i < r->nin; i++) {
 		const kb_input *in = &r->in[i];

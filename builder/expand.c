@@ -1103,6 +1103,12 @@ const kb_upstream *kb_recipe_upstream(const kb_recipe *r, const char *name)
 	return NULL;
 }
 
+const char *kb_stepkind_name(kb_stepkind k)
+{
+	static const char *const n[] = {"step", "sign", "deb", "rpm", "darksite", "iso"};
+	return n[k];
+}
+
 const kb_step *kb_recipe_step(const kb_recipe *r, const char *name)
 {
 	for (size_t i = 0; i < r->nsteps; i++)

@@ -107,32 +107,6 @@ static kb_err *parse_sde(const char *v, int64_t *out)
 	return NULL;
 }
 
-/* FILE.tmp-XXXXXX beside out, 0644, renamed into place */
-static kb_err *write_output(kb_store *s, const kb_hash *h, const char *out)
-{
-	char *tmp = kb_asprintf("%s.tmp-XXXXXX", out);
-	int fd = mkostemp(tmp, O_CLOEXEC);
-	kb_err *err = NULL;
-	if (fd < 0) {
-		err = kb_errno(errno, "cannot create %s (does its directory exist?)", out);
-		free(tmp);
-		return err;
-	}
-	if (fchmod(fd, 0644) < 0)
-		err = kb_errno(errno, "cannot set the mode of %s", tmp);
-	if (!err)
-		err = kb_store_cat(s, h, fd);
-	if (!err && fsync(fd) < 0)
-		err = kb_errno(errno, "cannot write %s", tmp);
-	if (close(fd) < 0 && !err)
-		err = kb_errno(errno, "cannot write %s", tmp);
-	if (!err && rename(tmp, out) < 0)
-		err = kb_errno(errno, "cannot rename %s to %s", tmp, out);
-	if (err)
-		unlink(tmp);
-	free(tmp);
-	return err;
-}
 
 static kb_err *finish(kb_store *s, const kb_oid *o, const char *ref, const char *output)
 {
@@ -140,7 +114,7 @@ static kb_err *finish(kb_store *s, const kb_oid *o, const char *ref, const char 
 	if (ref)
 		err = kb_ref_update(s, ref, NULL, o);
 	if (!err && output)
-		err = write_output(s, &o->hash, output);
+		err = kb_store_write_file(s, &o->hash, output);
 	if (!err) {
 		char hex[KB_HEX_LEN + 1];
 		kb_hash_hex(&o->hash, hex);

@@ -97,32 +97,6 @@ static char **push(kb_arena *a, char **arr, size_t *n, char *v)
 	return na;
 }
 
-/* FILE.tmp-XXXXXX beside out, 0644 whatever the umask, renamed into place */
-static kb_err *write_output(kb_store *s, const kb_hash *h, const char *out)
-{
-	char *tmp = kb_asprintf("%s.tmp-XXXXXX", out);
-	int fd = mkostemp(tmp, O_CLOEXEC);
-	kb_err *err = NULL;
-	if (fd < 0) {
-		err = kb_errno(errno, "cannot create %s (does its directory exist?)", out);
-		free(tmp);
-		return err;
-	}
-	if (fchmod(fd, 0644) < 0)
-		err = kb_errno(errno, "cannot set the mode of %s", tmp);
-	if (!err)
-		err = kb_store_cat(s, h, fd);
-	if (!err && fsync(fd) < 0)
-		err = kb_errno(errno, "cannot write %s", tmp);
-	if (close(fd) < 0 && !err)
-		err = kb_errno(errno, "cannot write %s", tmp);
-	if (!err && rename(tmp, out) < 0)
-		err = kb_errno(errno, "cannot rename %s to %s", tmp, out);
-	if (err)
-		unlink(tmp);
-	free(tmp);
-	return err;
-}
 
 static kb_err *run(const char *dir, int argc, char **argv)
 {
@@ -278,7 +252,7 @@ static kb_err *run(const char *dir, int argc, char **argv)
 		if (!err && ref)
 			err = kb_ref_update(s, ref, NULL, &o);
 		if (!err && output)
-			err = write_output(s, &h, output);
+			err = kb_store_write_file(s, &h, output);
 		if (!err) {
 			char hex[KB_HEX_LEN + 1];
 			kb_hash_hex(&h, hex);

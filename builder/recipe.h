@@ -171,6 +171,8 @@ KB_MUST kb_err *kb_recipe_load(const char *name_or_path, const char *recipes_dir
 void kb_recipe_free(kb_recipe *r);
 const kb_input *kb_recipe_input(const kb_recipe *r, const char *name);
 const kb_step *kb_recipe_step(const kb_recipe *r, const char *name);
+/* the block word of a step kind: "step", "sign", "deb", "rpm", "darksite", "iso" */
+const char *kb_stepkind_name(kb_stepkind k);
 
 /* ---- upstreams (upstream.c) ---- */
 /* --mirror NAME=URL, for this process */

@@ -257,11 +257,8 @@ static kb_err *do_recipe(kb_store *s, kb_recipe *r, const args *a)
 		kb_tree_entry *e = kb_calloc(n, sizeof *e);
 		size_t ne = 0;
 		for (size_t i = 0; i + 1 < n; i++)
-			if (!act[i].pending) /* a buildroot no step ran on was not made */
-				e[ne++] = (kb_tree_entry){act[i].result.type == KB_TREE ? KB_ENT_DIR
-										 : KB_ENT_FILE,
-							  act[i].result.hash, act[i].name,
-							  strlen(act[i].name)};
+			e[ne++] = (kb_tree_entry){act[i].result.type == KB_TREE ? KB_ENT_DIR : KB_ENT_FILE,
+						  act[i].result.hash, act[i].name, strlen(act[i].name)};
 		kb_txn *t;
 		result.type = KB_TREE;
 		if (!(err = kb_txn_begin(s, &t))) {

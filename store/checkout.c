@@ -215,3 +215,30 @@ kb_err *kb_store_checkout(kb_store *s, const kb_oid *o, const char *dest, int fl
 	free(abs);
 	return err;
 }
+
+/* FILE.tmp-XXXXXX beside out, 0644 whatever the umask, renamed into place */
+kb_err *kb_store_write_file(kb_store *s, const kb_hash *h, const char *out)
+{
+	char *tmp = kb_asprintf("%s.tmp-XXXXXX", out);
+	int fd = mkostemp(tmp, O_CLOEXEC);
+	kb_err *err = NULL;
+	if (fd < 0) {
+		err = kb_errno(errno, "cannot create %s (does its directory exist?)", out);
+		free(tmp);
+		return err;
+	}
+	if (fchmod(fd, 0644) < 0)
+		err = kb_errno(errno, "cannot set the mode of %s", tmp);
+	if (!err)
+		err = kb_store_cat(s, h, fd);
+	if (!err && fsync(fd) < 0)
+		err = kb_errno(errno, "cannot write %s", tmp);
+	if (close(fd) < 0 && !err)
+		err = kb_errno(errno, "cannot write %s", tmp);
+	if (!err && rename(tmp, out) < 0)
+		err = kb_errno(errno, "cannot rename %s to %s", tmp, out);
+	if (err)
+		unlink(tmp);
+	free(tmp);
+	return err;
+}

@@ -92,6 +92,11 @@ KB_MUST kb_err *kb_tree_decode(const char *p, size_t n, kb_tree *out);
 KB_MUST kb_err *kb_store_read_tree(kb_store *s, const kb_hash *h, kb_tree *out);
 void kb_tree_free(kb_tree *t);
 kb_objtype kb_enttype_objtype(kb_enttype t);
+/* Calls fn for every file, executable and symlink below tree, depth first
+ * in sorted order, with its path below tree ("a/b/c"); stops at the first
+ * error fn returns. */
+typedef kb_err *(*kb_tree_fn)(void *ctx, const char *path, const kb_tree_entry *e);
+KB_MUST kb_err *kb_tree_walk(kb_store *s, const kb_hash *tree, kb_tree_fn fn, void *ctx);
 
 /* ---- writing: transactions ---- */
 typedef struct kb_txn kb_txn;
@@ -133,6 +138,9 @@ enum { KB_CHECKOUT_COPY = 1 };
  * renamed into place, so a failure leaves nothing behind */
 KB_MUST kb_err *kb_store_checkout(kb_store *s, const kb_oid *o, const char *dest,
 				  int flags);
+
+/* a blob as the file out (replaced atomically, mode 0644) */
+KB_MUST kb_err *kb_store_write_file(kb_store *s, const kb_hash *h, const char *out);
 
 /* ---- work directories ----
  * Scratch space on the store's file system (checkouts into it hardlink),

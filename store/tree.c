@@ -144,3 +144,31 @@ kb_err *kb_txn_add_tree(kb_txn *t, kb_tree_entry *e, size_t n, kb_hash *out)
 	kb_buf_free(&b);
 	return err;
 }
+
+static kb_err *walk(kb_store *s, const kb_hash *tree, kb_buf *path, kb_tree_fn fn, void *ctx)
+{
+	kb_tree t = {0};
+	kb_err *err = kb_store_read_tree(s, tree, &t);
+	size_t base = path->len;
+	for (size_t i = 0; !err && i < t.n; i++) {
+		const kb_tree_entry *e = &t.e[i];
+		path->len = base;
+		if (base)
+			kb_buf_addc(path, '/');
+		kb_buf_add(path, e->name, e->namelen);
+		kb_buf_addc(path, 0);
+		path->len--;
+		err = e->type == KB_ENT_DIR ? walk(s, &e->hash, path, fn, ctx) : fn(ctx, path->p, e);
+	}
+	path->len = base;
+	kb_tree_free(&t);
+	return err;
+}
+
+kb_err *kb_tree_walk(kb_store *s, const kb_hash *tree, kb_tree_fn fn, void *ctx)
+{
+	kb_buf path = {0};
+	kb_err *err = walk(s, tree, &path, fn, ctx);
+	kb_buf_free(&path);
+	return err;
+}

@@ -24,34 +24,7 @@ if [ "$(id -u)" != 0 ] && ! unshare -Ur true 2>/dev/null; then
 	finish
 fi
 
-WWW=$T/www
-P=$T/proj
-mkdir -p "$WWW" "$P/recipes" "$P/keys" "$P/src"
-export GNUPGHOME=$T/gnupg
-mkdir -m 700 "$GNUPGHOME"
-gpg --batch --passphrase '' --quick-gen-key 'kbuild test archive <archive@kbuild.test>' \
-	rsa3072 sign never >"$T/gpg.log" 2>&1 || {
-	fail "making a test key with gpg"
-	finish
-}
-gpg --armor --export >"$P/keys/archive.asc"
-
-# repo NAME SUITE DEB...: an apt repository at $WWW/NAME holding the debs
-repo() {
-	local name=$1 suite=$2 d
-	shift 2
-	d=$WWW/$name/dists/$suite
-	rm -rf "${WWW:?}/$name"
-	mkdir -p "$WWW/$name/pool/main" "$d/main/binary-amd64"
-	ln -f "$@" "$WWW/$name/pool/main/" 2>/dev/null || cp "$@" "$WWW/$name/pool/main/"
-	(cd "$WWW/$name" && apt-ftparchive --arch amd64 packages pool) >"$d/main/binary-amd64/Packages"
-	apt-ftparchive -o APT::FTPArchive::Release::Suite="$suite" \
-		-o APT::FTPArchive::Release::Codename="$suite" \
-		-o APT::FTPArchive::Release::Architectures=amd64 \
-		-o APT::FTPArchive::Release::Components=main release "$d" >"$T/Release"
-	mv "$T/Release" "$d/Release"
-	gpg --batch --yes --clearsign -o "$d/InRelease" "$d/Release" 2>>"$T/gpg.log"
-}
+. "$(dirname "$0")/recipe-env.sh"
 
 # mkdeb OUT NAME [DEPENDS] < FILES: a .deb of busybox and its applets
 mkdeb() {

@@ -116,40 +116,35 @@ static kb_err *need_result(const results *rs, const char *name, kb_oid *out)
 		: kb_errf("the recipe's result tree has no entry '%s'", name);
 }
 
-/* every regular file below tree, as {step, path, sha256, size, executable} */
-static kb_err *list_files(kb_store *s, const char *step, const kb_hash *tree,
-			  const char *prefix, json_t *out)
+typedef struct {
+	kb_store *s;
+	const char *step;
+	json_t *out;
+} filelist;
+
+/* a regular file below a step's output, as {step, path, sha256, size, executable} */
+static kb_err *list_file(void *ctx, const char *path, const kb_tree_entry *e)
 {
-	kb_tree t = {0};
-	kb_err *err = kb_store_read_tree(s, tree, &t);
-	for (size_t i = 0; !err && i < t.n; i++) {
-		const kb_tree_entry *e = &t.e[i];
-		char *path = kb_asprintf("%s%.*s", prefix, (int)e->namelen, e->name);
-		if (e->type == KB_ENT_DIR) {
-			char *sub = kb_asprintf("%s/", path);
-			err = list_files(s, step, &e->hash, sub, out);
-			free(sub);
-		} else if (e->type != KB_ENT_LINK) {
-			int fd;
-			struct stat st;
-			if (!(err = kb_store_open_object(s, &e->hash, &fd))) {
-				if (fstat(fd, &st) < 0)
-					err = kb_errno(errno, "cannot stat output %s/%s", step, path);
-				close(fd);
-			}
-			if (!err) {
-				json_t *f = json_object();
-				json_object_set_new(f, "step", json_string(step));
-				json_object_set_new(f, "path", json_string(path));
-				json_object_set_new(f, "sha256", hexj(&e->hash));
-				json_object_set_new(f, "size", json_integer((json_int_t)st.st_size));
-				json_object_set_new(f, "executable", json_boolean(e->type == KB_ENT_EXEC));
-				json_array_append_new(out, f);
-			}
-		}
-		free(path);
+	filelist *l = ctx;
+	if (e->type == KB_ENT_LINK)
+		return NULL;
+	int fd;
+	struct stat st;
+	kb_err *err = kb_store_open_object(l->s, &e->hash, &fd);
+	if (!err) {
+		if (fstat(fd, &st) < 0)
+			err = kb_errno(errno, "cannot stat output %s/%s", l->step, path);
+		close(fd);
 	}
-	kb_tree_free(&t);
+	if (!err) {
+		json_t *f = json_object();
+		json_object_set_new(f, "step", json_string(l->step));
+		json_object_set_new(f, "path", json_string(path));
+		json_object_set_new(f, "sha256", hexj(&e->hash));
+		json_object_set_new(f, "size", json_integer((json_int_t)st.st_size));
+		json_object_set_new(f, "executable", json_boolean(e->type == KB_ENT_EXEC));
+		json_array_append_new(l->out, f);
+	}
 	return err;
 }
 
@@ -189,7 +184,6 @@ static kb_err *sign_entry(const kb_step *st, json_t *j)
 	return NULL;
 }
 
-static const char *const step_kinds[] = {"run", "sign", "deb", "rpm"};
 
 static const char *origin_of(const kb_input *in)
 {
@@ -217,12 +211,14 @@ static kb_err *inputs_json(kb_store *s, const kb_recipe *r, const kb_lock *l,
 	kb_err *err = NULL;
 	for (size_t i = 0; !err && i < r->nup; i++) {
 		const char *url, *from;
-		if ((err = kb_upstream_resolve(a, &r->up[i], &url, &from)))
-			break;
+		/* an upstream this build did not use may have no mirror here */
+		kb_err *uerr = kb_upstream_resolve(a, &r->up[i], &url, &from);
 		json_t *u = json_object();
 		json_object_set_new(u, "name", json_string(r->up[i].name));
 		json_object_set_new(u, "type", json_string(r->up[i].type));
-		json_object_set_new(u, "url", json_string(url));
+		if (!uerr)
+			json_object_set_new(u, "url", json_string(url));
+		kb_err_free(uerr);
 		json_array_append_new(ups, u);
 	}
 	for (size_t i = 0; !err && i < r->nin; i++) {
@@ -300,7 +296,7 @@ static kb_err *steps_json(kb_store *s, const kb_recipe *r, const kb_action *act,
 			break;
 		json_t *j = json_object();
 		json_object_set_new(j, "name", json_string(st->name));
-		json_object_set_new(j, "kind", json_string(step_kinds[st->kind]));
+		json_object_set_new(j, "kind", json_string(kb_stepkind_name(st->kind)));
 		json_object_set_new(j, "action", hexj(&act[i].key));
 		if (st->root) {
 			kb_oid root;
@@ -334,8 +330,9 @@ static kb_err *steps_json(kb_store *s, const kb_recipe *r, const kb_action *act,
 		if (!err && st->kind == KB_STEP_SIGN)
 			err = sign_entry(st, j);
 		json_array_append_new(steps, j);
+		filelist fl = {s, st->name, files};
 		if (!err && out.type == KB_TREE)
-			err = list_files(s, st->name, &out.hash, "", files);
+			err = kb_tree_walk(s, &out.hash, list_file, &fl);
 	}
 	(void)r;
 	return err;

@@ -350,6 +350,8 @@ static kb_err *mirrors(verifier *v)
 	json_array_foreach(json_object_get(v->m, "upstreams"), i, x) {
 		kb_upstream u = {.name = kb_jstr(x, "name"), .type = kb_jstr(x, "type"),
 				 .url = kb_jstr(x, "url")};
+		if (!u.url) /* the build had no mirror for it, and did not need one */
+			continue;
 		const char *url, *from;
 		kb_err *e = kb_upstream_resolve(a, &u, &url, &from);
 		int given = !e && !strcmp(from, "--mirror");

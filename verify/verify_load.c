@@ -163,7 +163,7 @@ static kb_err *check(chk *c, json_t *m)
 		return err;
 	json_array_foreach(json_object_get(m, "upstreams"), i, v) {
 		at(c, "upstreams", i);
-		if ((err = str(c, v, "name", 1)) || (err = str(c, v, "url", 1)))
+		if ((err = str(c, v, "name", 1)) || (err = str(c, v, "url", 0)))
 			return err;
 	}
 	json_array_foreach(json_object_get(m, "inputs"), i, v) {
