@@ -384,9 +384,13 @@ kb_err *kb_build(kb_store *s, const kb_recipe *r, const kb_lock *l, kb_action *a
 		}
 		if (st->kind != KB_STEP_RUN) {
 			/* kbuild's own writers: deterministic by construction, not run twice */
+			double t0 = now();
 			if (!hit && ((err = kb_artifact_exec(s, r, l, st, in, &act[i].result)) ||
 				     (err = kb_ac_put(s, &key, &act[i].result, NULL))))
 				break;
+			if (!hit)
+				kb_info("[%zu/%zu] step %s: done in %.1f s", done, nsteps, st->name,
+					now() - t0);
 			act[i].pending = 0;
 			continue;
 		}

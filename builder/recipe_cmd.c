@@ -9,6 +9,7 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *const usage_lock = "lock [--recipes DIR] [--offline] [--jobs N] NAME";
@@ -242,8 +243,14 @@ static kb_err *do_recipe(kb_store *s, kb_recipe *r, const args *a)
 		err = sign_keys(r, ar);
 	if (!err)
 		err = kb_eval(r, l, ar, &act, &n);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (!err)
 		err = kb_recipe_fetch(s, r, l, &a->run);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (!err)
+		kb_info("inputs: all %zu in the store (%.1f s)", r->nin,
+			(double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 	kb_oid result = {0};
 	int hit = 0;
 	if (!err && !a->check)
