@@ -425,7 +425,8 @@ static kb_err *do_darksite(kb_store *s, const kb_recipe *r, const kb_lock *l, co
 		const char *dir = kb_arena_printf(p.a, "%s/site", kb_workdir_path(w));
 		/* a signature may not predate its key: a key made after the epoch
 		 * signs at its own creation time, the same every time */
-		kb_publish_opts o = {.outdir = dir, .epoch = st->epoch > created ? st->epoch : created,
+		kb_publish_opts o = {.outdir = dir, .epoch = st->epoch,
+				     .sign_time = st->epoch > created ? st->epoch : created,
 				     .sec = &sec, .pub = &pub, .keyname = st->key,
 				     .origin = st->origin, .label = st->label, .suite = st->suite,
 				     .codename = st->codename, .component = st->component};

@@ -174,6 +174,8 @@ typedef struct {
 typedef struct {
 	const char *outdir;
 	int64_t epoch;	    /* SOURCE_DATE_EPOCH: Date, revision, timestamps, signature time */
+	int64_t sign_time;  /* the signatures' time instead, when set (a key made
+			     * after epoch cannot sign at epoch) */
 	const kb_buf *sec;  /* the OpenPGP secret key that signs (armored or binary) */
 	const kb_buf *pub;  /* its public key; NULL: derived from sec */
 	const char *keyname; /* exported as KEYNAME.asc and KEYNAME.gpg ("archive-key") */

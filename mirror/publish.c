@@ -256,7 +256,7 @@ kb_err *kb_publish(kb_store *s, const kb_publish_pkg *pkgs, size_t n, const kb_p
 		err = check_set(pp, m);
 	}
 	if (!err)
-		err = kb_pub_key(o->sec, o->pub, o->epoch, &key);
+		err = kb_pub_key(o->sec, o->pub, kb_pub_sign_time(o), &key);
 	if (!err)
 		err = kb_pubout_open(o->outdir, st, &out);
 	if (!err) {

@@ -72,4 +72,10 @@ KB_MUST kb_err *kb_pub_apt(kb_store *s, kb_pubpkg *pkgs, size_t n, const kb_publ
 KB_MUST kb_err *kb_pub_rpm(kb_store *s, kb_pubpkg *pkgs, size_t n, const kb_publish_opts *o,
 			   const kb_pubkey *key, kb_pubout *out);
 
+/* when the publication's signatures are made */
+static inline int64_t kb_pub_sign_time(const kb_publish_opts *o)
+{
+	return o->sign_time ? o->sign_time : o->epoch;
+}
+
 #endif

@@ -189,9 +189,9 @@ kb_err *kb_pub_apt(kb_store *s, kb_pubpkg *pkgs, size_t n, const kb_publish_opts
 			kb_buf_addf(&rel, " %s %llu %s\n", hex, (unsigned long long)f[i].body.len,
 				    f[i].rel);
 		}
-		err = kb_pgp_sign(o->sec, rel.p, rel.len, o->epoch, KB_PGP_CLEARSIGN, &inrel);
+		err = kb_pgp_sign(o->sec, rel.p, rel.len, kb_pub_sign_time(o), KB_PGP_CLEARSIGN, &inrel);
 		if (!err)
-			err = kb_pgp_sign(o->sec, rel.p, rel.len, o->epoch, KB_PGP_DETACHED_ARMOR,
+			err = kb_pgp_sign(o->sec, rel.p, rel.len, kb_pub_sign_time(o), KB_PGP_DETACHED_ARMOR,
 					  &gpg);
 		if (err)
 			err = kb_err_wrap(err, "signing dists/%s/Release", suite);

@@ -226,7 +226,7 @@ kb_err *kb_pub_rpm(kb_store *s, kb_pubpkg *pkgs, size_t n, const kb_publish_opts
 	if (!err && !xml)
 		err = gerr(&ge, "cannot make it", "repodata/repomd.xml");
 	kb_buf asc = {0};
-	if (!err && (err = kb_pgp_sign(o->sec, xml, strlen(xml), o->epoch, KB_PGP_DETACHED_ARMOR,
+	if (!err && (err = kb_pgp_sign(o->sec, xml, strlen(xml), kb_pub_sign_time(o), KB_PGP_DETACHED_ARMOR,
 				       &asc)))
 		err = kb_err_wrap(err, "signing repodata/repomd.xml");
 	for (size_t i = 0; i < n && !err; i++)
