@@ -4,6 +4,10 @@
 # served by nginx.sh's nginx_start.
 #   repo NAME SUITE DEB...   a repository at $WWW/NAME (apt-ftparchive),
 #                            its InRelease signed with the test key
+#   upstream NAME REPO SUITE an upstream block for such a repository
+#   module_recipe KVER       the hello module (tests/fixtures/hello-module,
+#                            copied to $P/mod) built against KVER's headers
+#                            from upstream "fx", signed, packaged as a .deb
 WWW=$T/www
 P=$T/proj
 mkdir -p "$WWW" "$P/recipes" "$P/keys" "$P/src"
@@ -30,4 +34,28 @@ repo() {
 		-o APT::FTPArchive::Release::Components=main release "$d" >"$T/Release"
 	mv "$T/Release" "$d/Release"
 	gpg --batch --yes --clearsign -o "$d/InRelease" "$d/Release" 2>>"$T/gpg.log"
+}
+
+upstream() { # NAME REPO SUITE
+	printf 'upstream "%s" {\n    type = "apt"\n    url = "%s/%s"\n    suite = "%s"\n' "$1" "$NGX_URL" "$2" "$3"
+	printf '    components = ["main"]\n    architectures = ["amd64"]\n    keyring = "archive"\n}\n'
+}
+
+module_recipe() { # KVER: the recipe on stdout
+	local D='$'
+	cp -r "$(dirname "${BASH_SOURCE[0]}")/fixtures/hello-module" "$P/mod"
+	echo 'key "archive" { path = "../keys/archive.asc" }'
+	upstream fx fx bookworm
+	echo "let kver = \"$1\""
+	echo "buildroot \"kbuild\" { upstreams = [\"fx\"] packages = [\"build-essential\", \"linux-headers-$D{kver}\", \"mawk\"] }"
+	echo 'file "src" { path = "../mod" }'
+	echo 'step "hello-ko" {'
+	echo '    root = "kbuild"'
+	echo '    inputs = ["src"]'
+	echo "    kernel = \"$D{kver}\""
+	echo '    script = "cp -r /inputs/src/. /build/ && make -C $KDIR M=/build modules && mkdir -p /out/lib/modules/$KVER/updates && cp /build/*.ko /out/lib/modules/$KVER/updates/"'
+	echo '    source_date_epoch = 1700000000'
+	echo '}'
+	echo 'sign "hello-signed" { modules = "hello-ko" key = "mok" certificate = "usr/share/kbuild/mok.der" }'
+	echo "deb \"hello-deb\" { tree = \"hello-signed\" name = \"hello\" version = \"1.0\" kmod = \"$D{kver}\" maintainer = \"t <t@example.org>\" summary = \"hello module\" source_date_epoch = 1700000000 }"
 }

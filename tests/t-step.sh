@@ -51,18 +51,6 @@ mkdeb "$T/debs/broken_1.0_amd64.deb" broken 'no-such-library (>= 2)'
 repo small t "$T/debs"/*.deb
 nginx_start "$WWW" || finish
 
-upstream() { # NAME REPO SUITE
-	cat <<EOF
-upstream "$1" {
-    type = "apt"
-    url = "$NGX_URL/$2"
-    suite = "$3"
-    components = ["main"]
-    architectures = ["amd64"]
-    keyring = "archive"
-}
-EOF
-}
 {
 	echo 'key "archive" { path = "../keys/archive.asc" }'
 	upstream t small t
@@ -349,24 +337,9 @@ if [ -z "$KVER" ] || ! command -v modinfo >/dev/null; then
 	finish
 fi
 export KBUILD_KEYS=$T/keys
-cp -r "$(dirname "$0")/fixtures/hello-module" "$P/mod"
-D='$'
 {
-	echo 'key "archive" { path = "../keys/archive.asc" }'
-	upstream fx fx bookworm
-	echo "let kver = \"$KVER\""
-	echo "buildroot \"kbuild\" { upstreams = [\"fx\"] packages = [\"build-essential\", \"linux-headers-$D{kver}\", \"mawk\"] }"
-	echo 'file "src" { path = "../mod" }'
-	echo 'step "hello-ko" {'
-	echo '    root = "kbuild"'
-	echo '    inputs = ["src"]'
-	echo "    kernel = \"$D{kver}\""
-	echo '    script = "cp -r /inputs/src/. /build/ && make -C $KDIR M=/build modules && mkdir -p /out/lib/modules/$KVER/updates && cp /build/*.ko /out/lib/modules/$KVER/updates/"'
-	echo '    source_date_epoch = 1700000000'
-	echo '}'
-	echo 'sign "hello-signed" { modules = "hello-ko" key = "mok" certificate = "usr/share/kbuild/mok.der" }'
-	echo "deb \"hello-deb\" { tree = \"hello-signed\" name = \"hello\" version = \"1.0\" kmod = \"$D{kver}\" maintainer = \"t <t@example.org>\" summary = \"hello module\" source_date_epoch = 1700000000 }"
-	echo "rpm \"hello-rpm\" { tree = \"hello-signed\" name = \"hello\" version = \"1.0\" release = \"1\" kmod = \"$D{kver}\" license = \"GPL\" summary = \"hello module\" source_date_epoch = 1700000000 }"
+	module_recipe "$KVER"
+	echo "rpm \"hello-rpm\" { tree = \"hello-signed\" name = \"hello\" version = \"1.0\" release = \"1\" kmod = \"\${kver}\" license = \"GPL\" summary = \"hello module\" source_date_epoch = 1700000000 }"
 } >recipes/m.recipe
 check "a module recipe locks (build-essential plus the headers of $KVER)" kb lock m
 check "it builds, signs and packages" kb recipe --check m
@@ -446,7 +419,7 @@ if command -v dnf >/dev/null && command -v createrepo_c >/dev/null; then
 	{
 		echo "upstream \"el\" { type = \"rpm-md\" url = \"$NGX_URL/el\" architectures = [\"x86_64\", \"noarch\"] keyring = \"archive\" }"
 		echo 'buildroot "el-kernel" { upstreams = ["el"] packages = ["kernel-core", "bash"] }'
-		echo "rpm \"kmod-hello\" { tree = \"hello-signed\" name = \"hello\" version = \"1.0\" release = \"1\" kmod = \"$D{kver}\" license = \"GPL\" summary = \"hello module\" key = \"archive-key\" source_date_epoch = 1700000000 }"
+		echo "rpm \"kmod-hello\" { tree = \"hello-signed\" name = \"hello\" version = \"1.0\" release = \"1\" kmod = \"\${kver}\" license = \"GPL\" summary = \"hello module\" key = \"archive-key\" source_date_epoch = 1700000000 }"
 		echo 'darksite "el-site" { packages = ["kmod-hello", "el-kernel"] key = "archive-key" source_date_epoch = 1700000000 }'
 	} >>recipes/m.recipe
 	check "the EL shape locks and builds" sh -c "'$KBUILD' lock m && '$KBUILD' recipe m"

@@ -31,10 +31,6 @@ dpkg-deb -Zgzip --root-owner-group --build "$T/debsrc/bb" "$T/debs/bb_1.0_amd64.
 repo small t "$T/debs/bb_1.0_amd64.deb"
 nginx_start "$WWW" || finish
 
-upstream() { # NAME REPO SUITE
-	printf 'upstream "%s" {\n    type = "apt"\n    url = "%s/%s"\n    suite = "%s"\n' "$1" "$NGX_URL" "$2" "$3"
-	printf '    components = ["main"]\n    architectures = ["amd64"]\n    keyring = "archive"\n}\n'
-}
 {
 	echo 'key "archive" { path = "../keys/archive.asc" }'
 	upstream t small t
@@ -257,24 +253,7 @@ if [ ! -e "$FIX/debs/.complete" ] || [ -z "$KVER" ]; then
 fi
 repo fx bookworm "$FIX"/debs/*.deb
 export KBUILD_KEYS=$T/keys
-cp -r "$(dirname "$0")/fixtures/hello-module" "$P/mod"
-D='$'
-{
-	echo 'key "archive" { path = "../keys/archive.asc" }'
-	upstream fx fx bookworm
-	echo "let kver = \"$KVER\""
-	echo "buildroot \"kbuild\" { upstreams = [\"fx\"] packages = [\"build-essential\", \"linux-headers-$D{kver}\", \"mawk\"] }"
-	echo 'file "src" { path = "../mod" }'
-	echo 'step "hello-ko" {'
-	echo '    root = "kbuild"'
-	echo '    inputs = ["src"]'
-	echo "    kernel = \"$D{kver}\""
-	echo '    script = "cp -r /inputs/src/. /build/ && make -C $KDIR M=/build modules && mkdir -p /out/lib/modules/$KVER/updates && cp /build/*.ko /out/lib/modules/$KVER/updates/"'
-	echo '    source_date_epoch = 1700000000'
-	echo '}'
-	echo 'sign "hello-signed" { modules = "hello-ko" key = "mok" certificate = "usr/share/kbuild/mok.der" }'
-	echo "deb \"hello-deb\" { tree = \"hello-signed\" name = \"hello\" version = \"1.0\" kmod = \"$D{kver}\" maintainer = \"t <t@example.org>\" summary = \"hello module\" source_date_epoch = 1700000000 }"
-} >recipes/m.recipe
+module_recipe "$KVER" >recipes/m.recipe
 check "a module recipe locks" kb lock m
 check "it builds, signs and packages, with a bundle" kb recipe --bundle "$T/pub/m.bundle" --manifest "$T/pub/m.json" m
 keyline=$(sed -n 2p "$T/keys/mok.key")
