@@ -398,11 +398,9 @@ kb_err *kb_build(kb_store *s, const kb_recipe *r, const kb_lock *l, kb_action *a
 			break;
 		char hex[KB_HEX_LEN + 1];
 		kb_hash_hex(&root->result.hash, hex);
-		const char *rootdir = roots ? kb_arena_printf(a, "%s/%s", kb_workdir_path(roots), hex)
-					    : NULL;
 		if (!roots && (err = kb_workdir_new(s, "roots", &roots)))
 			break;
-		rootdir = kb_arena_printf(a, "%s/%s", kb_workdir_path(roots), hex);
+		const char *rootdir = kb_arena_printf(a, "%s/%s", kb_workdir_path(roots), hex);
 		if (access(rootdir, F_OK) < 0) {
 			double t0 = now();
 			if ((err = kb_store_checkout(s, &root->result, rootdir, 0)))
