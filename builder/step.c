@@ -84,9 +84,10 @@ kb_err *kb_step_exec(kb_store *s, const kb_step_run *x, kb_oid *out)
 		err = kb_store_checkout(s, &x->inputs[i],
 					kb_arena_printf(a, "%s/in/%s", wd, st->inputs[i]), 0);
 	if (err) {
+		err = kb_err_wrap(err, "%s: cannot lay out its inputs", me);
 		kb_workdir_free(w);
-		kb_arena_free(a);
-		return kb_err_wrap(err, "%s: cannot lay out its inputs", me);
+		kb_arena_free(a); /* me lives there */
+		return err;
 	}
 
 	char *ldir = kb_strdup(x->logpath);
