@@ -390,13 +390,11 @@ static kb_err *do_darksite(kb_store *s, const kb_recipe *r, const kb_lock *l, co
 	for (size_t i = 0; !err && i < st->ninputs; i++) {
 		const kb_input *ri = kb_recipe_input(r, st->inputs[i]);
 		if (ri && ri->kind == KB_IN_BUILDROOT) { /* its locked closure */
-			size_t plen = strlen(ri->name);
 			for (size_t k = 0; !err && k < l->n; k++) {
 				const kb_lock_entry *e = &l->e[k];
 				const char *h = kb_lock_get(e, "sha256");
 				kb_hash hh;
-				if (strcmp(e->kind, "package") || strncmp(e->name, ri->name, plen) ||
-				    e->name[plen] != '/')
+				if (!kb_lock_child(e, ri->name))
 					continue;
 				if (!h || kb_hash_parse(h, strlen(h), &hh))
 					err = kb_errf("%s:%d: package %s has no valid sha256", l->path,

@@ -23,14 +23,6 @@ static double now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static kb_action *action(kb_action *act, size_t n, const char *name)
-{
-	for (size_t i = 0; i < n; i++)
-		if (!strcmp(act[i].name, name))
-			return &act[i];
-	return NULL;
-}
-
 static kb_err *make_root(kb_store *s, const kb_recipe *r, const kb_lock *l, kb_action *x)
 {
 	const kb_input *in = kb_recipe_input(r, x->name);
@@ -40,8 +32,7 @@ static kb_err *make_root(kb_store *s, const kb_recipe *r, const kb_lock *l, kb_a
 	kb_err *err = NULL;
 	for (size_t i = 0; !err && i < l->n; i++) {
 		const kb_lock_entry *e = &l->e[i];
-		if (strcmp(e->kind, "package") || strncmp(e->name, in->name, plen) ||
-		    e->name[plen] != '/')
+		if (!kb_lock_child(e, in->name))
 			continue;
 		const char *h = kb_lock_get(e, "sha256");
 		if (!h || kb_hash_parse(h, strlen(h), &pkgs[n]))
@@ -72,13 +63,12 @@ static kb_err *make_root(kb_store *s, const kb_recipe *r, const kb_lock *l, kb_a
  * result is the tree of its package files, by their file names. */
 static kb_err *closure_tree(kb_store *s, const kb_lock *l, kb_action *x)
 {
-	size_t plen = strlen(x->name), n = 0;
+	size_t n = 0;
 	kb_tree_entry *e = kb_calloc(l->n + 1, sizeof *e);
 	kb_err *err = NULL;
 	for (size_t i = 0; !err && i < l->n; i++) {
 		const kb_lock_entry *c = &l->e[i];
-		if (strcmp(c->kind, "package") || strncmp(c->name, x->name, plen) ||
-		    c->name[plen] != '/')
+		if (!kb_lock_child(c, x->name))
 			continue;
 		const char *h = kb_lock_get(c, "sha256"), *path = kb_lock_get(c, "path");
 		const char *base = path ? strrchr(path, '/') : NULL;
@@ -342,7 +332,7 @@ kb_err *kb_build(kb_store *s, const kb_recipe *r, const kb_lock *l, kb_action *a
 		const kb_step *st = act[i].step;
 		const char *rn = !st ? NULL : st->kind == KB_STEP_RUN ? st->root
 				 : st->kind == KB_STEP_ISO ? st->grub : NULL;
-		kb_action *root = rn ? action(act, n, rn) : NULL;
+		kb_action *root = rn ? kb_action_find(act, n, rn) : NULL;
 		if (root && root->pending)
 			err = make_root(s, r, l, root);
 	}
@@ -364,11 +354,11 @@ kb_err *kb_build(kb_store *s, const kb_recipe *r, const kb_lock *l, kb_action *a
 		if (!act[i].step)
 			continue;
 		const kb_step *st = act[i].step;
-		const kb_action *root = st->root ? action(act, n, st->root) : NULL;
+		const kb_action *root = st->root ? kb_action_find(act, n, st->root) : NULL;
 		kb_step_run x = {.r = r, .st = st, .jobs = jobs, .work_prefix = "step"};
 		kb_oid *in = kb_arena_alloc(a, (st->ninputs + 1) * sizeof *in);
 		for (size_t k = 0; k < st->ninputs; k++) {
-			in[k] = action(act, n, st->inputs[k])->result;
+			in[k] = kb_action_find(act, n, st->inputs[k])->result;
 		}
 		x.inputs = in;
 		kb_oid noroot = {KB_NONE, {{0}}};

@@ -38,13 +38,6 @@ static const char *joined(kb_arena *a, const char *const *v, size_t n)
 	return s;
 }
 
-/* the lock entries of a buildroot's packages are "package ROOT/NAME" */
-static int is_child(const kb_lock_entry *e, const char *root)
-{
-	size_t n = strlen(root);
-	return !strcmp(e->kind, "package") && !strncmp(e->name, root, n) && e->name[n] == '/';
-}
-
 /* NULL if the lock entry was written for exactly this definition */
 static const char *mismatch(kb_arena *a, const kb_input *in, const kb_lock_entry *e)
 {
@@ -139,7 +132,7 @@ kb_err *kb_lock_check(const kb_recipe *r, const kb_lock *l)
 			if (known && in->kind == KB_IN_BUILDROOT) {
 				size_t nchild = 0;
 				for (size_t j = 0; j < l->n; j++)
-					nchild += is_child(&l->e[j], in->name);
+					nchild += kb_lock_child(&l->e[j], in->name);
 				const char *count = kb_lock_get(e, "count");
 				if (!count || strtoull(count, NULL, 10) != nchild) {
 					kb_buf_addf(&why, "\n  %s:%d: buildroot '%s' locks %s packages but "
@@ -536,7 +529,7 @@ static kb_err *materialize_all(kb_store *s, const kb_recipe *r, const kb_lock *l
 		case KB_IN_BUILDROOT:
 			for (size_t k = 0; e && k < l->n; k++) {
 				const kb_lock_entry *c = &l->e[k];
-				if (!is_child(c, in->name))
+				if (!kb_lock_child(c, in->name))
 					continue;
 				const char *lab = kb_arena_printf(a, "%s: package %s", label(a, in),
 								  c->name + strlen(in->name) + 1);
@@ -800,11 +793,11 @@ void kb_step_def(const kb_step *st, kb_buf *def)
 		quoted(def, "conflicts", st->conflicts[i]);
 }
 
-static const kb_action *find_action(const kb_action *v, size_t n, const char *name)
+kb_action *kb_action_find(kb_action *act, size_t n, const char *name)
 {
 	for (size_t i = 0; i < n; i++)
-		if (!strcmp(v[i].name, name))
-			return &v[i];
+		if (!strcmp(act[i].name, name))
+			return &act[i];
 	return NULL;
 }
 
@@ -828,7 +821,7 @@ kb_err *kb_eval(const kb_recipe *r, const kb_lock *l, kb_arena *a, kb_action **o
 		if (in->kind == KB_IN_BUILDROOT) {
 			/* the root is made when a step needs it; its packages are what it is */
 			for (size_t k = 0; k < l->n; k++)
-				if (is_child(&l->e[k], in->name))
+				if (kb_lock_child(&l->e[k], in->name))
 					entry_def(&def, &l->e[k]);
 			x->result.type = KB_TREE;
 			x->pending = 1;
@@ -856,11 +849,11 @@ kb_err *kb_eval(const kb_recipe *r, const kb_lock *l, kb_arena *a, kb_action **o
 		kb_buf def = {0};
 		kb_step_def(st, &def);
 		if (st->root) {
-			kb_hash_hex(&find_action(v, r->nin + i, st->root)->key, hex);
+			kb_hash_hex(&kb_action_find(v, r->nin + i, st->root)->key, hex);
 			kb_buf_addf(&def, "root %s %s\n", st->root, hex);
 		}
 		for (size_t k = 0; k < st->ninputs; k++) {
-			kb_hash_hex(&find_action(v, r->nin + i, st->inputs[k])->key, hex);
+			kb_hash_hex(&kb_action_find(v, r->nin + i, st->inputs[k])->key, hex);
 			kb_buf_addf(&def, "read %s %s\n", st->inputs[k], hex);
 		}
 		x->kind = "step";

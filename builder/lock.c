@@ -267,3 +267,9 @@ const char *kb_lock_get(const kb_lock_entry *e, const char *key)
 			return e->kv[i].value;
 	return NULL;
 }
+
+int kb_lock_child(const kb_lock_entry *e, const char *root)
+{
+	size_t n = strlen(root);
+	return !strcmp(e->kind, "package") && !strncmp(e->name, root, n) && e->name[n] == '/';
+}

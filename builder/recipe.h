@@ -217,6 +217,8 @@ KB_MUST kb_err *kb_lock_write(const kb_lock *l);
 void kb_lock_free(kb_lock *l);
 const kb_lock_entry *kb_lock_find(const kb_lock *l, const char *kind, const char *name);
 const char *kb_lock_get(const kb_lock_entry *e, const char *key);
+/* 1 if e pins one of buildroot root's packages ("package ROOT/NAME") */
+int kb_lock_child(const kb_lock_entry *e, const char *root);
 
 /* ---- evaluation (eval.c) ---- */
 typedef struct {
@@ -252,6 +254,9 @@ KB_MUST kb_err *kb_input_fetch(kb_store *s, const kb_recipe *r, const kb_input *
  * whose key covers every other action's. */
 KB_MUST kb_err *kb_eval(const kb_recipe *r, const kb_lock *l, kb_arena *a, kb_action **out,
 			size_t *n);
+
+/* the action named name (an input, buildroot or step), or NULL */
+kb_action *kb_action_find(kb_action *act, size_t n, const char *name);
 
 /* a step's own definition (command, environment, epoch), without what
  * it reads */

@@ -235,11 +235,9 @@ static kb_err *inputs_json(kb_store *s, const kb_recipe *r, const kb_lock *l,
 			json_object_set_new(j, "upstreams", strs(in->upstreams, in->nupstreams));
 			json_object_set_new(j, "requested", strs(in->pkgs, in->npkgs));
 			json_t *pk = json_array();
-			size_t plen = strlen(in->name);
 			for (size_t k = 0; !err && k < l->n; k++) {
 				const kb_lock_entry *c = &l->e[k];
-				if (strcmp(c->kind, "package") || strncmp(c->name, in->name, plen) ||
-				    c->name[plen] != '/')
+				if (!kb_lock_child(c, in->name))
 					continue;
 				json_t *p = lock_keys(c);
 				const char *up = kb_lock_get(c, "upstream"), *path = kb_lock_get(c, "path");
