@@ -173,6 +173,11 @@ const kb_input *kb_recipe_input(const kb_recipe *r, const char *name);
 const kb_step *kb_recipe_step(const kb_recipe *r, const char *name);
 /* the block word of a step kind: "step", "sign", "deb", "rpm", "darksite", "iso" */
 const char *kb_stepkind_name(kb_stepkind k);
+/* the step signs with an OpenPGP key of the key directory (st->key) */
+static inline int kb_step_pgp_signs(const kb_step *st)
+{
+	return st->key && (st->kind == KB_STEP_DARKSITE || st->kind == KB_STEP_RPM);
+}
 
 /* ---- upstreams (upstream.c) ---- */
 /* --mirror NAME=URL, for this process */

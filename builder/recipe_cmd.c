@@ -139,7 +139,7 @@ static kb_err *sign_keys(kb_recipe *r, kb_arena *a)
 	for (size_t i = 0; !err && i < r->nsteps; i++) {
 		kb_step *st = &r->steps[i];
 		int mok = st->kind == KB_STEP_SIGN;
-		if (!mok && st->kind != KB_STEP_DARKSITE && !(st->kind == KB_STEP_RPM && st->key))
+		if (!mok && !kb_step_pgp_signs(st))
 			continue;
 		char hex[KB_HEX_LEN + 1];
 		char *dir = kb_key_dir();

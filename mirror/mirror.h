@@ -90,6 +90,15 @@ KB_MUST kb_err *kb_pgp_key_info(const kb_buf *key, char **fpr, char **userid,
  * without a final newline is read back with one. */
 KB_MUST kb_err *kb_pgp_sign(const kb_buf *sec, const void *data, size_t len, int64_t created,
 			    kb_pgp_mode mode, kb_buf *out);
+/* 'kbuild verify' holds no secret key: while kb_pgp_replay is set,
+ * kb_pgp_sign makes no signature and sec may be empty; the hook hands
+ * back a published signature that verifies over exactly this data
+ * (verify/replay_pgp.c), so a rebuild is identical iff what was signed
+ * is. kb_pub_key then takes the public key alone. */
+typedef kb_err *kb_pgp_replay_fn(void *ctx, const void *data, size_t len, kb_pgp_mode mode,
+				 kb_buf *out);
+extern kb_pgp_replay_fn *kb_pgp_replay;
+extern void *kb_pgp_replay_ctx;
 
 /* ---- upstreams and snapshots (apt.c, rpmmd.c, sync.c) ---- */
 typedef struct {

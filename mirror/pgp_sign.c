@@ -340,6 +340,9 @@ static kb_err *clearsign(const kb_buf *sec, const char *p, size_t n, int64_t cre
 	return err;
 }
 
+kb_pgp_replay_fn *kb_pgp_replay;
+void *kb_pgp_replay_ctx;
+
 kb_err *kb_pgp_sign(const kb_buf *sec, const void *data, size_t len, int64_t created,
 		    kb_pgp_mode mode, kb_buf *out)
 {
@@ -348,6 +351,8 @@ kb_err *kb_pgp_sign(const kb_buf *sec, const void *data, size_t len, int64_t cre
 		return kb_errf("an OpenPGP signature time must be between 1 and %u seconds after "
 			       "1970 (got %lld)",
 			       UINT32_MAX, (long long)created);
+	if (kb_pgp_replay)
+		return kb_pgp_replay(kb_pgp_replay_ctx, data, len, mode, out);
 	if (mode == KB_PGP_CLEARSIGN)
 		return clearsign(sec, data, len, created, out);
 	if (mode != KB_PGP_DETACHED && mode != KB_PGP_DETACHED_ARMOR)

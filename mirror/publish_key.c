@@ -86,11 +86,13 @@ kb_err *kb_pub_key(const kb_buf *sec, const kb_buf *pub, int64_t epoch, kb_pubke
 	rnp_ffi_t ffi = NULL;
 	rnp_key_handle_t primary = NULL;
 	int secret = 0;
+	if (kb_pgp_replay) /* signatures are replayed: the public key is all there is */
+		sec = pub;
 	kb_err *err = load(sec, "signing key", &ffi, &primary, &secret);
-	if (!err && !secret)
+	if (!err && !secret && !kb_pgp_replay)
 		err = kb_errf("the signing key holds no secret key, only a public one: give the "
 			      "secret key (kbuild key new --openpgp NAME makes one)");
-	if (!err && pub) { /* the public key exported is the one given */
+	if (!err && pub && !kb_pgp_replay) { /* the public key exported is the one given */
 		rnp_key_handle_destroy(primary);
 		rnp_ffi_destroy(ffi);
 		err = load(pub, "public key", &ffi, &primary, &secret);
@@ -104,7 +106,8 @@ kb_err *kb_pub_key(const kb_buf *sec, const kb_buf *pub, int64_t epoch, kb_pubke
 	/* a key that cannot sign (protected, expired, broken) fails here,
 	 * before any file is written, rather than after the indexes */
 	kb_buf sig = {0};
-	if (!err && (err = kb_pgp_sign(sec, "kbuild", 6, epoch, KB_PGP_DETACHED, &sig)))
+	if (!err && !kb_pgp_replay &&
+	    (err = kb_pgp_sign(sec, "kbuild", 6, epoch, KB_PGP_DETACHED, &sig)))
 		err = kb_err_wrap(err, "the signing key cannot sign");
 	kb_buf_free(&sig);
 	if (err)

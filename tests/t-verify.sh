@@ -253,7 +253,14 @@ if [ ! -e "$FIX/debs/.complete" ] || [ -z "$KVER" ]; then
 fi
 repo fx bookworm "$FIX"/debs/*.deb
 export KBUILD_KEYS=$T/keys
-module_recipe "$KVER" >recipes/m.recipe
+{
+	module_recipe "$KVER"
+	# OpenPGP signatures the verifier cannot make either: a signed RPM, and
+	# apt and rpm-md darksites
+	echo 'rpm "hello-rpm" { tree = "hello-signed" name = "hello" version = "1.0" release = "1" kmod = "${kver}" license = "GPL" summary = "hello module" key = "site" source_date_epoch = 1700000000 }'
+	echo 'darksite "apt-site" { packages = ["hello-deb"] key = "site" source_date_epoch = 1700000000 }'
+	echo 'darksite "rpm-site" { packages = ["hello-rpm"] key = "site" source_date_epoch = 1700000000 }'
+} >recipes/m.recipe
 check "a module recipe locks" kb lock m
 check "it builds, signs and packages, with a bundle" kb recipe --bundle "$T/pub/m.bundle" --manifest "$T/pub/m.json" m
 keyline=$(sed -n 2p "$T/keys/mok.key")
@@ -271,8 +278,47 @@ t0=$(date +%s.%N)
 check "kbuild verify of the module recipe, without the key, as another user" \
 	verifier verify --bundle "$T/pub/m.bundle" "$T/pub/m.json"
 diag "verify of the module recipe took $(echo "$(date +%s.%N) - $t0" | bc 2>/dev/null || echo '?') s"
-out_has "... identical, the signed module included" "verified: recipe m reproduces: 3 steps" "1 signed module identical"
+out_has "... identical, the signed module, the RPM and both darksites included" \
+	"verified: recipe m reproduces: 6 steps" "1 signed module and 4 OpenPGP signatures identical"
 truth "... the verifier got no key directory" [ ! -e "$T/other/home/.config/kbuild/keys" ]
+pgpline=$(sed -n 3p "$T/keys/site.pgp.sec")
+truth "the OpenPGP secret key is in neither the manifest nor the bundle" \
+	sh -c "! grep -qaF -- '$pgpline' '$T/pub/m.json' '$T/pub/m.bundle'"
+run python3 - "$T/pub/m.json" "$T/keys/site.pgp.pub" <<'EOF2'
+import json, sys
+m = json.load(open(sys.argv[1]))
+g = [s for s in m["steps"] if s["name"] == "apt-site"][0]["openpgp"]
+print("key ok" if g["public_key"] == open(sys.argv[2]).read() and g["key"] == "site" and len(g["fingerprint"]) == 40 else "key differs")
+EOF2
+same "the manifest carries each darksite's public key, as the key directory has it" "$(cat "$OUT")" "key ok"
+# the same recipe with its darksite key swapped after the build: the
+# published signatures do not verify with the manifest's key
+KBUILD_KEYS=$T/otherkeys kb key new --openpgp otherpgp >/dev/null 2>&1
+FPR=$(KBUILD_KEYS=$T/otherkeys kb key list 2>/dev/null | awk '$1 == "otherpgp" {print $3}')
+python3 - "$T/pub/m.json" "$T/otherkeys/otherpgp.pgp.pub" "$FPR" "$T/m-otherpgp.json" <<'EOF2'
+import json, sys
+m = json.load(open(sys.argv[1]))
+for s in m["steps"]:
+    if "openpgp" in s:
+        s["openpgp"]["public_key"] = open(sys.argv[2]).read()
+        s["openpgp"]["fingerprint"] = sys.argv[3]
+json.dump(m, open(sys.argv[4], "w"))
+EOF2
+expect_fail 1 "a manifest whose OpenPGP key did not make the signatures" \
+	verifier verify --bundle "$T/pub/m.bundle" "$T/m-otherpgp.json"
+out_has "... says no published signature verifies" "a rebuilt clearsigned document (InRelease): no published signature verifies" \
+	"a rebuilt RPM header signature: no published signature verifies"
+out_has "... and names the files that differ" "output apt-site/dists/stable/InRelease: published sha256" \
+	"output hello-rpm/kmod-hello-1.0-1.x86_64.rpm: published sha256"
+python3 - "$T/pub/m.json" "$T/m-badfpr.json" <<'EOF2'
+import json, sys
+m = json.load(open(sys.argv[1]))
+[s for s in m["steps"] if s["name"] == "apt-site"][0]["openpgp"]["fingerprint"] = "0" * 40
+json.dump(m, open(sys.argv[2], "w"))
+EOF2
+expect_fail 1 "a manifest whose key has another fingerprint than it names" \
+	verifier verify --bundle "$T/pub/m.bundle" "$T/m-badfpr.json"
+err_has "... says so" "the OpenPGP key of step 'apt-site' has fingerprint" "not the 0000000000000000000000000000000000000000 the manifest names"
 # a manifest naming another certificate than the one that signed
 KBUILD_KEYS=$T/otherkeys kb key new other >/dev/null 2>&1
 python3 - "$T/pub/m.json" "$T/otherkeys/other.der" "$T/m-othercert.json" <<'EOF2'

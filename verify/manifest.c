@@ -184,6 +184,28 @@ static kb_err *sign_entry(const kb_step *st, json_t *j)
 	return NULL;
 }
 
+/* the public half of an OpenPGP signing key (darksites, signed RPMs), as
+ * the key directory holds it: the verifier's rebuild gets the same bytes
+ * and with them the same run keys */
+static kb_err *pgp_entry(const kb_step *st, json_t *j)
+{
+	kb_buf pub = {0};
+	char *fpr = NULL, *uid = NULL;
+	kb_err *err = kb_key_pgp(st->key, &pub, NULL);
+	if (!err)
+		err = kb_pgp_key_info(&pub, &fpr, &uid, NULL);
+	if (!err) {
+		json_t *g = json_object();
+		json_object_set_new(g, "key", json_string(st->key));
+		json_object_set_new(g, "fingerprint", json_string(fpr));
+		json_object_set_new(g, "public_key", json_stringn(pub.p, pub.len)); /* armored */
+		json_object_set_new(j, "openpgp", g);
+	}
+	free(fpr);
+	free(uid);
+	kb_buf_free(&pub);
+	return err;
+}
 
 static const char *origin_of(const kb_input *in)
 {
@@ -327,6 +349,8 @@ static kb_err *steps_json(kb_store *s, const kb_recipe *r, const kb_action *act,
 		json_object_set_new(j, "output", hexj(&out.hash));
 		if (!err && st->kind == KB_STEP_SIGN)
 			err = sign_entry(st, j);
+		if (!err && kb_step_pgp_signs(st))
+			err = pgp_entry(st, j);
 		json_array_append_new(steps, j);
 		filelist fl = {s, st->name, files};
 		if (!err && out.type == KB_TREE)

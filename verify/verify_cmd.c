@@ -37,7 +37,10 @@ int kb_verify_help(FILE *out)
 		"origin (the manifest's upstream URLs, unless --mirror says otherwise).\n"
 		"Sign steps need no private key: each rebuilt module gets the signature of\n"
 		"the published signed module (which the bundle or store must hold), and\n"
-		"the signature is checked against the manifest's certificate.\n\n"
+		"the signature is checked against the manifest's certificate. Likewise a\n"
+		"darksite's InRelease, Release.gpg or repomd.xml.asc and a signed RPM's\n"
+		"header signature are taken from what was published once they verify\n"
+		"with the manifest's OpenPGP key over the rebuilt data.\n\n"
 		"  --bundle FILE  import this bundle into the fresh store first\n"
 		"  --keep DIR     build in DIR (new or empty) and keep it: DIR/store holds\n"
 		"                 both outputs, DIR/src the repository, DIR/rebuilt.json\n"
@@ -131,10 +134,19 @@ static size_t needs(verifier *v, need **out)
 		json_array_foreach(json_object_get(x, "packages"), k, p)
 			ADD(kb_asprintf("package %s of buildroot '%s'", kb_jstr(p, "name"),
 					kb_jstr(x, "name")), kb_jhash(p, "sha256"), 0);
-	json_array_foreach(json_object_get(v->m, "steps"), i, x)
+	json_array_foreach(json_object_get(v->m, "steps"), i, x) {
 		if (!strcmp(kb_jstr(x, "kind"), "sign"))
 			ADD(kb_asprintf("the published signed output of sign step '%s'",
 					kb_jstr(x, "name")), kb_jhash(x, "output"), 1);
+		if (!json_object_get(x, "openpgp"))
+			continue;
+		json_array_foreach(json_object_get(v->m, "outputs"), k, p)
+			if (!strcmp(kb_jstr(p, "step"), kb_jstr(x, "name")) &&
+			    kb_pgp_candidate(kb_jstr(x, "kind"), kb_jstr(p, "path")))
+				ADD(kb_asprintf("the published %s/%s (its OpenPGP signature)",
+						kb_jstr(x, "name"), kb_jstr(p, "path")),
+				    kb_jhash(p, "sha256"), 1);
+	}
 #undef ADD
 	*out = w;
 	return n;
@@ -277,6 +289,45 @@ static kb_err *make_repo(verifier *v, char **cwd, const char **recipe)
 	return err;
 }
 
+/* the public OpenPGP key of a darksite or signed RPM step as KEY.pgp.pub,
+ * byte for byte as the builder's key directory held it (its hash is in
+ * the step's run key); no KEY.pgp.sec: signatures are replayed */
+static kb_err *pgp_key(verifier *v, const char *dir, const char *step, json_t *g)
+{
+	const char *key = kb_jstr(g, "key"), *text = kb_jstr(g, "public_key");
+	kb_buf pub = {0}, old = {0};
+	kb_buf_add(&pub, text, strlen(text));
+	char *fpr = NULL, *uid = NULL;
+	kb_err *err = kb_key_check_name(key);
+	if (!err && (err = kb_pgp_key_info(&pub, &fpr, &uid, NULL)))
+		err = kb_err_wrap(err, "%s: the OpenPGP key of step '%s'", v->manifest, step);
+	else if (!err && strcmp(fpr, kb_jstr(g, "fingerprint")))
+		err = kb_errf("%s: the OpenPGP key of step '%s' has fingerprint %s, not the %s "
+			      "the manifest names", v->manifest, step, fpr, kb_jstr(g, "fingerprint"));
+	char *path = kb_asprintf("%s/%s.pgp.pub", dir, key);
+	if (!err && !access(path, F_OK)) {
+		/* a second step with this key: it must be the same key */
+		if (!(err = kb_read_file(AT_FDCWD, path, 1 << 20, &old)) &&
+		    (old.len != pub.len || memcmp(old.p, pub.p, pub.len)))
+			err = kb_errf("%s: steps name OpenPGP key '%s' with two different public "
+				      "keys", v->manifest, key);
+	} else if (!err) {
+		int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		if (fd < 0)
+			err = kb_errno(errno, "cannot create %s", path);
+		else {
+			err = kb_write_all(fd, pub.p, pub.len, path);
+			close(fd);
+		}
+	}
+	free(path);
+	free(fpr);
+	free(uid);
+	kb_buf_free(&pub);
+	kb_buf_free(&old);
+	return err;
+}
+
 /* each sign step's certificate as KEY.crt in a key directory of its own:
  * the rebuild sees the key the build saw, without its private half */
 static kb_err *make_keys(verifier *v)
@@ -336,6 +387,11 @@ static kb_err *make_keys(verifier *v)
 		free(der);
 	}
 	v->rp.nsign = nsign;
+	json_array_foreach(json_object_get(v->m, "steps"), i, x) {
+		json_t *g = json_object_get(x, "openpgp");
+		if (!err && g)
+			err = pgp_key(v, dir, kb_jstr(x, "name"), g);
+	}
 	free(dir);
 	return err;
 }
@@ -551,6 +607,9 @@ static kb_err *run(verifier *v)
 		err = make_keys(v);
 	if (!err)
 		err = mirrors(v);
+	v->rp.s = v->s;
+	if (!err)
+		err = kb_verify_pgp_load(&v->rp, v->m);
 	int back = -1;
 	if (!err && (back = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		err = kb_errno(errno, "cannot open the current directory");
@@ -559,12 +618,13 @@ static kb_err *run(verifier *v)
 	kb_oid result;
 	if (!err) {
 		kb_info("verify %s: rebuilding recipe %s in %s", v->manifest, name, v->work);
-		v->rp.s = v->s;
 		kb_sign_replay = kb_verify_replay_module;
-		kb_sign_replay_ctx = &v->rp;
+		kb_pgp_replay = kb_verify_replay_pgp;
+		kb_sign_replay_ctx = kb_pgp_replay_ctx = &v->rp;
 		err = kb_recipe_rebuild(v->s, recipe, &v->run, rebuilt, &result);
 		kb_sign_replay = NULL;
-		kb_sign_replay_ctx = NULL;
+		kb_pgp_replay = NULL;
+		kb_sign_replay_ctx = kb_pgp_replay_ctx = NULL;
 		if (err)
 			err = kb_err_wrap(err, "the rebuild of recipe '%s' failed", name);
 	}
@@ -587,9 +647,10 @@ static kb_err *run(verifier *v)
 				      store, v->keep ? "" : " (removed: keep them with --keep DIR)");
 		} else {
 			printf("verified: recipe %s reproduces: %zu step%s, %zu output file%s, %zu "
-			       "signed module%s identical to the manifest (%.1f s)\n", name, nsteps,
-			       nsteps == 1 ? "" : "s", nfiles, nfiles == 1 ? "" : "s", v->rp.nmodules,
-			       v->rp.nmodules == 1 ? "" : "s", now() - t0);
+			       "signed module%s and %zu OpenPGP signature%s identical to the "
+			       "manifest (%.1f s)\n", name, nsteps, nsteps == 1 ? "" : "s", nfiles,
+			       nfiles == 1 ? "" : "s", v->rp.nmodules, v->rp.nmodules == 1 ? "" : "s",
+			       v->rp.npgp_ok, v->rp.npgp_ok == 1 ? "" : "s", now() - t0);
 		}
 	}
 	free(store);
@@ -621,6 +682,7 @@ int kb_verify_main(const char *store_dir, int argc, char **argv)
 	for (size_t i = 0; i < v.rp.nbad; i++)
 		free(v.rp.bad[i]);
 	free(v.rp.bad);
+	kb_verify_pgp_free(&v.rp);
 	free(v.rp.sign);
 	free(v.work);
 	kb_buf_free(&v.report);

@@ -206,6 +206,16 @@ static kb_err *check(chk *c, json_t *m)
 			    (err = hash(c, g, "certificate_sha256")))
 				return err;
 		}
+		g = json_object_get(v, "openpgp");
+		if (g || !strcmp(kb_jstr(v, "kind"), "darksite")) {
+			at(c, "steps", i);
+			kb_buf_adds(&c->where, ".openpgp");
+			if (!json_is_object(g))
+				return bad(c, "", "is missing (a darksite's public key)");
+			if ((err = str(c, g, "key", 1)) || (err = str(c, g, "fingerprint", 1)) ||
+			    (err = str(c, g, "public_key", 1)))
+				return err;
+		}
 	}
 	json_array_foreach(json_object_get(m, "outputs"), i, v) {
 		at(c, "outputs", i);
