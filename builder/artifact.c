@@ -460,7 +460,7 @@ static kb_err *do_iso(kb_store *s, const kb_step *st, const kb_oid *in, kb_txn *
 	const kb_oid *site = input_of(st, in, st->darksite);
 	if (kernel->type != KB_BLOB || bb->type != KB_BLOB) {
 		kb_txn_abort(t);
-		return kb_errf("kernel and busybox name package inputs (a .deb each)");
+		return kb_errf("kernel and busybox name package inputs (a .deb or an .rpm each)");
 	}
 	kb_initramfs_spec sp = {.busybox = bb->hash, .load = st->load, .nload = st->nload};
 	if (mods) {

@@ -212,7 +212,7 @@ static const keyspec darksite_keys[] = {
 	{"label", KB_V_STR, 0, "\"kbuild\""},
 	{0}};
 static const keyspec iso_keys[] = {
-	{"kernel", KB_V_STR, 1, "\"<a package input: linux-image-KVER>\""},
+	{"kernel", KB_V_STR, 1, "\"<a package input: linux-image-KVER or kernel-core>\""},
 	{"busybox", KB_V_STR, 1, "\"<a package input: busybox-static>\""},
 	{"grub", KB_V_STR, 1, "\"<a buildroot of grub-common, grub-pc-bin, grub-efi-amd64-bin>\""},
 	{"source_date_epoch", KB_V_NUM, 1, "1700000000"},

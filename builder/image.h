@@ -43,20 +43,22 @@ typedef struct {
 KB_MUST kb_err *kb_kmod_read(int fd, const char *what, kb_kmod *out);
 void kb_kmod_free(kb_kmod *m);
 
-/* ---- Debian packages read from the store (deb.c) ---- */
-/* Called for each entry of a .deb's data.tar: path normalised ("boot/x"),
+/* ---- packages read from the store (pkgfile.c) ---- */
+/* Called for each entry of a .deb's data.tar or an .rpm's payload: path
+ * normalised ("boot/x"),
  * type 'd', 'f', 'x', 'l' (other types are skipped); data read with
- * kb_deb_read while in the callback. Return non-NULL to stop. */
-typedef struct kb_deb kb_deb;
-typedef kb_err *(*kb_deb_fn)(void *ctx, kb_deb *d, const char *path, char type,
+ * kb_pkgfile_read while in the callback. Return non-NULL to stop. */
+typedef struct kb_pkgfile kb_pkgfile;
+typedef kb_err *(*kb_pkgfile_fn)(void *ctx, kb_pkgfile *d, const char *path, char type,
 			     const char *target, uint64_t size);
-/* control: the control file's text (NUL-terminated; may be NULL) */
-KB_MUST kb_err *kb_deb_walk(kb_store *s, const kb_hash *deb, const char *what, kb_buf *control,
-			    kb_deb_fn fn, void *ctx);
+/* control: a .deb's control file's text (NUL-terminated; may be NULL);
+ * left empty for an .rpm */
+KB_MUST kb_err *kb_pkgfile_walk(kb_store *s, const kb_hash *deb, const char *what, kb_buf *control,
+			    kb_pkgfile_fn fn, void *ctx);
 /* the current entry's bytes into t as a blob */
-KB_MUST kb_err *kb_deb_store(kb_deb *d, kb_txn *t, int exec, kb_hash *out);
+KB_MUST kb_err *kb_pkgfile_store(kb_pkgfile *d, kb_txn *t, int exec, kb_hash *out);
 /* up to n bytes of the current entry's beginning */
-KB_MUST kb_err *kb_deb_read(kb_deb *d, void *p, size_t n, size_t *got);
+KB_MUST kb_err *kb_pkgfile_read(kb_pkgfile *d, void *p, size_t n, size_t *got);
 /* a control field's value (first line), allocated; NULL when absent */
 char *kb_deb_field(const char *control, const char *field);
 

@@ -104,7 +104,7 @@ struct bb {
 	int found;
 };
 
-static kb_err *bb_entry(void *ctx, kb_deb *d, const char *path, char type, const char *target,
+static kb_err *bb_entry(void *ctx, kb_pkgfile *d, const char *path, char type, const char *target,
 			uint64_t size)
 {
 	(void)target;
@@ -115,7 +115,7 @@ static kb_err *bb_entry(void *ctx, kb_deb *d, const char *path, char type, const
 	if (type != 'x')
 		return kb_errf("busybox package: '%s' is not an executable file", path);
 	b->found = 1;
-	return kb_deb_store(d, b->t, 1, &b->h);
+	return kb_pkgfile_store(d, b->t, 1, &b->h);
 }
 
 /* ---- modules ---- */
@@ -292,7 +292,7 @@ kb_err *kb_initramfs_assemble(kb_store *s, kb_txn *t, const kb_initramfs_spec *s
 	char hex[KB_HEX_LEN + 1];
 	kb_hash_hex(&sp->busybox, hex);
 	char *what = kb_asprintf("busybox package %.12s", hex);
-	err = kb_deb_walk(s, &sp->busybox, what, NULL, bb_entry, &bb);
+	err = kb_pkgfile_walk(s, &sp->busybox, what, NULL, bb_entry, &bb);
 	if (!err && !bb.found)
 		err = kb_errf("%s has no bin/busybox; give the busybox-static (or busybox) .deb",
 			      what);

@@ -52,29 +52,37 @@ char *kb_object_file(kb_store *s, const kb_hash *h)
 struct kernel {
 	kb_txn *t;
 	kb_hash vmlinuz;
-	char *kver;
+	char *kver, *path;
 	int found;
 };
 
-static kb_err *kernel_entry(void *ctx, kb_deb *d, const char *path, char type,
+static kb_err *kernel_entry(void *ctx, kb_pkgfile *d, const char *path, char type,
 			    const char *target, uint64_t size)
 {
 	(void)target;
 	(void)size;
 	struct kernel *k = ctx;
-	if (strncmp(path, "boot/vmlinuz-", 13) || (type != 'f' && type != 'x'))
+	/* Debian: boot/vmlinuz-KVER; EL kernel-core: lib/modules/KVER/vmlinuz
+	 * (its scriptlet copies it to /boot) */
+	size_t n = strlen(path);
+	const char *kver = !strncmp(path, "boot/vmlinuz-", 13) ? path + 13 : NULL;
+	if (!kver && !strncmp(path, "lib/modules/", 12) && n > 20 &&
+	    !strcmp(path + n - 8, "/vmlinuz") && !memchr(path + 12, '/', n - 20))
+		kver = path + 12;
+	if (!kver || (type != 'f' && type != 'x'))
 		return NULL;
 	if (k->found)
-		return kb_errf("the kernel package has two kernels (%s and boot/vmlinuz-%s)", path,
-			       k->kver);
+		return kb_errf("the kernel package has two kernels (%s and %s)", path, k->path);
 	k->found = 1;
-	k->kver = kb_strdup(path + 13);
-	return kb_deb_store(d, k->t, 0, &k->vmlinuz);
+	k->path = kb_strdup(path);
+	k->kver = kver == path + 12 ? kb_strndup(kver, n - 20) : kb_strdup(kver);
+	return kb_pkgfile_store(d, k->t, 0, &k->vmlinuz);
 }
 
 /* an x86 bzImage: the boot sector's 0x55AA, "HdrS" at 0x202, and the
  * version string the setup header points at */
-static kb_err *check_bzimage(kb_txn *t, const kb_hash *h, const char *kver, const char *what)
+static kb_err *check_bzimage(kb_txn *t, const kb_hash *h, const char *kver, const char *path,
+			     const char *what)
 {
 	int fd;
 	kb_err *err = kb_txn_open(t, h, &fd);
@@ -85,9 +93,8 @@ static kb_err *check_bzimage(kb_txn *t, const kb_hash *h, const char *kver, cons
 	if (n != (ssize_t)sizeof hdr || hdr[0x1fe] != 0x55 || hdr[0x1ff] != 0xaa ||
 	    memcmp(hdr + 0x202, "HdrS", 4)) {
 		close(fd);
-		return kb_errf("%s: boot/vmlinuz-%s is not an x86 kernel (no bzImage boot "
-			       "header); give an amd64 linux-image package",
-			       what, kver);
+		return kb_errf("%s: %s is not an x86 kernel (no bzImage boot header); give an "
+			       "amd64 (x86_64) kernel package", what, path);
 	}
 	unsigned off = (unsigned)(hdr[0x20e] | hdr[0x20f] << 8) + 0x200;
 	char ver[256] = "";
@@ -96,7 +103,7 @@ static kb_err *check_bzimage(kb_txn *t, const kb_hash *h, const char *kver, cons
 	ver[n > 0 ? n : 0] = 0;
 	size_t kl = strlen(kver);
 	if (strncmp(ver, kver, kl) || ver[kl] != ' ')
-		return kb_errf("%s: boot/vmlinuz-%s says it is version '%.60s'", what, kver, ver);
+		return kb_errf("%s: %s says it is version '%.60s'", what, path, ver);
 	return NULL;
 }
 
@@ -107,19 +114,20 @@ static kb_err *read_kernel(kb_store *s, kb_txn *t, const kb_hash *deb, struct ke
 	char *what = kb_asprintf("kernel package %.12s", hex);
 	kb_buf control = {0};
 	k->t = t;
-	kb_err *err = kb_deb_walk(s, deb, what, &control, kernel_entry, k);
+	kb_err *err = kb_pkgfile_walk(s, deb, what, &control, kernel_entry, k);
 	char *pkg = err ? NULL : kb_deb_field(control.p, "Package");
 	char *arch = err ? NULL : kb_deb_field(control.p, "Architecture");
-	if (!err && (!arch || strcmp(arch, "amd64")))
+	/* an .rpm has no control file: its kernel's boot header says x86 */
+	if (!err && control.len && (!arch || strcmp(arch, "amd64")))
 		err = kb_errf("%s (%s) is for architecture %s; this ISO boots x86-64: give the "
 			      "amd64 linux-image package",
 			      what, pkg ? pkg : "?", arch ? arch : "(none)");
 	else if (!err && !k->found)
-		err = kb_errf("%s (%s) has no kernel (no boot/vmlinuz-*); give a linux-image "
-			      "package",
-			      what, pkg ? pkg : "?");
+		err = kb_errf("%s (%s) has no kernel (no boot/vmlinuz-* or "
+			      "lib/modules/*/vmlinuz); give a kernel package (linux-image-*, "
+			      "kernel-core)", what, pkg ? pkg : "an rpm");
 	if (!err)
-		err = check_bzimage(t, &k->vmlinuz, k->kver, what);
+		err = check_bzimage(t, &k->vmlinuz, k->kver, k->path, what);
 	free(pkg);
 	free(arch);
 	free(what);
@@ -596,5 +604,6 @@ kb_err *kb_iso_build(kb_store *s, const kb_iso_spec *sp, kb_hash *out)
 		}
 	}
 	free(k.kver);
+	free(k.path);
 	return err;
 }

@@ -124,6 +124,17 @@ S2=$T/store2
 	--darksite "$SRC" -o "$W/b.iso") >"$W/b.out" 2>"$W/b.err"
 same "another store, cwd, TZ and umask: byte-identical" "$(sha "$W/b.iso" 2>/dev/null)" "$ISO"
 diag_file "$W/b.err"
+# the same kernel as an EL kernel-core ships it (lib/modules/KVER/vmlinuz, in an .rpm)
+KVER_KD=$(dpkg-deb -c "$KD" | sed -n 's|.*\./boot/vmlinuz-||p')
+mkdir -p "$W/kcore/lib/modules/$KVER_KD" "$W/kdeb"
+dpkg-deb -x "$KD" "$W/kdeb"
+cp "$W/kdeb/boot/vmlinuz-$KVER_KD" "$W/kcore/lib/modules/$KVER_KD/vmlinuz"
+KT=$(kb -q store add "$W/kcore")
+check "an rpm of the kernel, laid out as kernel-core" kb -q package rpm --name kernel-core --version 6.1.0 --arch x86_64 \
+	--release 1 --license GPL --summary "kernel-core stand-in" -o "$W/kernel-core.rpm" "$KT"
+check "kbuild iso takes the kernel from an .rpm" kb iso --kernel "$W/kernel-core.rpm" --initramfs "$IT" \
+	--grub-root "$GR" --module iso_test --darksite "$SRC" -o "$W/c.iso"
+same "... the same ISO, byte for byte, as from the .deb" "$(sha "$W/c.iso" 2>/dev/null)" "$ISO"
 
 # ---- bad input: refused, nothing written ----
 refuse() { # DESC MESSAGE ISO-ARGS...

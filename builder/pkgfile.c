@@ -1,7 +1,9 @@
-/* Reading a .deb from the store entry by entry with libarchive, for the
- * few files images take from packages (vmlinuz, busybox): the ar archive
- * is read from the object's descriptor, control.tar.* and data.tar.* are
- * read straight from the outer archive's data, nothing touches the disk. */
+/* Reading a .deb or an .rpm from the store entry by entry with
+ * libarchive, for the few files images take from packages (vmlinuz,
+ * busybox): a .deb's ar archive is read from the object's descriptor and
+ * control.tar.* and data.tar.* straight from the outer archive's data; an
+ * .rpm's cpio payload through libarchive's rpm filter (which skips the
+ * lead and headers). Nothing touches the disk. */
 #include "image.h"
 
 #include <archive.h>
@@ -12,7 +14,7 @@
 
 #define CONTROL_MAX (1u << 20)
 
-struct kb_deb {
+struct kb_pkgfile {
 	struct archive *outer, *inner;
 	const char *what;
 	char buf[1 << 16];
@@ -21,28 +23,33 @@ struct kb_deb {
 static ssize_t nested_read(struct archive *a, void *ctx, const void **buf)
 {
 	(void)a;
-	kb_deb *d = ctx;
+	kb_pkgfile *d = ctx;
 	la_ssize_t n = archive_read_data(d->outer, d->buf, sizeof d->buf);
 	*buf = d->buf;
 	return n;
 }
 
-static kb_err *ar_err(kb_deb *d, struct archive *a, const char *member)
+static kb_err *ar_err(kb_pkgfile *d, struct archive *a, const char *member)
 {
 	const char *m = archive_error_string(a);
-	return kb_errf("%s: cannot read %s: %s (is it a .deb?)", d->what, member,
+	return kb_errf("%s: cannot read %s: %s (is it a .deb or an .rpm?)", d->what, member,
 		       m ? m : "unknown libarchive error");
 }
 
-static struct archive *open_inner(kb_deb *d)
+static void filters(struct archive *a)
 {
-	struct archive *a = archive_read_new();
-	archive_read_support_format_tar(a);
 	archive_read_support_filter_gzip(a);
 	archive_read_support_filter_xz(a);
 	archive_read_support_filter_zstd(a);
 	archive_read_support_filter_bzip2(a);
 	archive_read_support_filter_lzma(a);
+}
+
+static struct archive *open_inner(kb_pkgfile *d)
+{
+	struct archive *a = archive_read_new();
+	archive_read_support_format_tar(a);
+	filters(a);
 	if (archive_read_open(a, d, NULL, nested_read, NULL) != ARCHIVE_OK) {
 		archive_read_free(a);
 		return NULL;
@@ -74,7 +81,7 @@ static char *norm(const char *raw)
 	return kb_buf_steal(&b);
 }
 
-static kb_err *read_control(kb_deb *d, kb_buf *control)
+static kb_err *read_control(kb_pkgfile *d, kb_buf *control)
 {
 	struct archive *a = open_inner(d);
 	if (!a)
@@ -110,11 +117,10 @@ static kb_err *read_control(kb_deb *d, kb_buf *control)
 	return err;
 }
 
-static kb_err *read_data(kb_deb *d, kb_deb_fn fn, void *ctx)
+/* every entry of the payload a (d->inner), which it frees */
+static kb_err *read_data(kb_pkgfile *d, struct archive *a, const char *member, kb_pkgfile_fn fn,
+			 void *ctx)
 {
-	struct archive *a = open_inner(d);
-	if (!a)
-		return kb_errf("%s: cannot read its data.tar", d->what);
 	d->inner = a;
 	struct archive_entry *e;
 	kb_err *err = NULL;
@@ -123,8 +129,8 @@ static kb_err *read_data(kb_deb *d, kb_deb_fn fn, void *ctx)
 		const char *raw = archive_entry_pathname(e);
 		char *p = norm(raw);
 		if (!p) {
-			err = kb_errf("%s: data.tar entry '%s' lies outside the root; refused",
-				      d->what, raw ? raw : "");
+			err = kb_errf("%s: %s entry '%s' lies outside the root; refused", d->what,
+				      member, raw ? raw : "");
 			break;
 		}
 		mode_t m = archive_entry_filetype(e);
@@ -140,21 +146,45 @@ static kb_err *read_data(kb_deb *d, kb_deb_fn fn, void *ctx)
 		free(p);
 	}
 	if (!err && r != ARCHIVE_EOF)
-		err = ar_err(d, a, "data.tar");
+		err = ar_err(d, a, member);
 	archive_read_free(a);
 	d->inner = NULL;
 	return err;
 }
 
-kb_err *kb_deb_walk(kb_store *s, const kb_hash *h, const char *what, kb_buf *control,
-		    kb_deb_fn fn, void *ctx)
+static kb_err *walk_rpm(kb_pkgfile *d, int fd, kb_pkgfile_fn fn, void *ctx)
+{
+	struct archive *a = archive_read_new();
+	archive_read_support_filter_rpm(a);
+	filters(a);
+	archive_read_support_format_cpio(a);
+	if (archive_read_open_fd(a, fd, 1 << 16) != ARCHIVE_OK) {
+		kb_err *err = ar_err(d, a, "the rpm payload");
+		archive_read_free(a);
+		return err;
+	}
+	return read_data(d, a, "the rpm payload", fn, ctx);
+}
+
+kb_err *kb_pkgfile_walk(kb_store *s, const kb_hash *h, const char *what, kb_buf *control,
+		    kb_pkgfile_fn fn, void *ctx)
 {
 	int fd;
 	kb_err *err = kb_store_open_object(s, h, &fd);
 	if (err)
 		return kb_err_wrap(err, "%s", what);
-	kb_deb *d = kb_calloc(1, sizeof *d);
+	kb_pkgfile *d = kb_calloc(1, sizeof *d);
 	d->what = what;
+	static const unsigned char rpm_lead[4] = {0xed, 0xab, 0xee, 0xdb};
+	unsigned char magic[4];
+	if (pread(fd, magic, 4, 0) == 4 && !memcmp(magic, rpm_lead, 4)) {
+		if (control)
+			control->len = 0;
+		err = walk_rpm(d, fd, fn, ctx);
+		close(fd);
+		free(d);
+		return err;
+	}
 	d->outer = archive_read_new();
 	archive_read_support_format_ar(d->outer);
 	int got_control = 0, got_data = 0;
@@ -169,9 +199,12 @@ kb_err *kb_deb_walk(kb_store *s, const kb_hash *h, const char *what, kb_buf *con
 				got_control = 1;
 				err = read_control(d, control);
 			} else if (!strncmp(n, "data.tar", 8) && !got_data) {
+				struct archive *a = fn ? open_inner(d) : NULL;
 				got_data = 1;
-				if (fn)
-					err = read_data(d, fn, ctx);
+				if (fn && !a)
+					err = kb_errf("%s: cannot read its data.tar", d->what);
+				else if (fn)
+					err = read_data(d, a, "data.tar", fn, ctx);
 			}
 		}
 		if (!err && r != ARCHIVE_EOF)
@@ -186,7 +219,7 @@ kb_err *kb_deb_walk(kb_store *s, const kb_hash *h, const char *what, kb_buf *con
 	return err;
 }
 
-kb_err *kb_deb_store(kb_deb *d, kb_txn *t, int exec, kb_hash *out)
+kb_err *kb_pkgfile_store(kb_pkgfile *d, kb_txn *t, int exec, kb_hash *out)
 {
 	kb_blobw *w;
 	kb_err *err = kb_blob_begin(t, &w);
@@ -197,7 +230,7 @@ kb_err *kb_deb_store(kb_deb *d, kb_txn *t, int exec, kb_hash *out)
 	while (!err && (n = archive_read_data(d->inner, buf, sizeof buf)) > 0)
 		err = kb_blob_write(w, buf, (size_t)n);
 	if (!err && n < 0)
-		err = ar_err(d, d->inner, "data.tar");
+		err = ar_err(d, d->inner, "the package payload");
 	if (err) {
 		kb_blob_abort(w);
 		return err;
@@ -205,13 +238,13 @@ kb_err *kb_deb_store(kb_deb *d, kb_txn *t, int exec, kb_hash *out)
 	return kb_blob_finish(w, exec, NULL, out);
 }
 
-kb_err *kb_deb_read(kb_deb *d, void *p, size_t n, size_t *got)
+kb_err *kb_pkgfile_read(kb_pkgfile *d, void *p, size_t n, size_t *got)
 {
 	*got = 0;
 	while (*got < n) {
 		la_ssize_t r = archive_read_data(d->inner, (char *)p + *got, n - *got);
 		if (r < 0)
-			return ar_err(d, d->inner, "data.tar");
+			return ar_err(d, d->inner, "the package payload");
 		if (r == 0)
 			break;
 		*got += (size_t)r;
