@@ -20,6 +20,7 @@ struct staged {
 	kb_hash h;
 	unsigned id;
 	int exec, in_shard;
+	int moved; /* renamed into place by the commit */
 };
 
 struct kb_txn {
@@ -29,8 +30,12 @@ struct kb_txn {
 	pthread_mutex_t mu;
 	kb_hset *set; /* staged hashes */
 	struct staged *v;
-	size_t n, cap, moved; /* v[0..moved) are in place */
+	size_t n, cap;
 	int failed;
+	long pid; /* in staged names; getpid is a system call per name */
+	/* the commit's renames, shared by its threads */
+	size_t next;
+	kb_err *err;
 };
 
 static int staged_at(const kb_txn *t, const struct staged *st, char name[64]);
@@ -48,6 +53,7 @@ kb_err *kb_txn_begin(kb_store *s, kb_txn **out)
 	kb_txn *t = kb_calloc(1, sizeof *t);
 	t->s = s;
 	t->dirfd = -1;
+	t->pid = (long)getpid();
 	kb_err *err = store_lock(s, 0, &t->lockfd);
 	if (err) {
 		free(t);
@@ -61,9 +67,9 @@ kb_err *kb_txn_begin(kb_store *s, kb_txn **out)
 
 static void txn_free(kb_txn *t)
 {
-	for (size_t i = t->moved; i < t->n; i++) {
+	for (size_t i = 0; i < t->n; i++) {
 		char name[64];
-		if (t->v[i].in_shard)
+		if (t->v[i].in_shard && !t->v[i].moved)
 			unlinkat(staged_at(t, &t->v[i], name), name, 0);
 	}
 	if (t->dirfd >= 0) {
@@ -104,8 +110,8 @@ kb_err *kb_txn_open(kb_txn *t, const kb_hash *h, int *fd)
 {
 	pthread_mutex_lock(&t->mu);
 	*fd = -1;
-	for (size_t i = t->moved; i < t->n && *fd < 0; i++)
-		if (kb_hash_eq(&t->v[i].h, h)) {
+	for (size_t i = 0; i < t->n && *fd < 0; i++)
+		if (!t->v[i].moved && kb_hash_eq(&t->v[i].h, h)) {
 			char name[64];
 			int dirfd = staged_at(t, &t->v[i], name);
 			*fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
@@ -137,7 +143,7 @@ static void record(kb_txn *t, const kb_hash *h, unsigned id, int exec, int in_sh
 		t->cap = t->cap ? 2 * t->cap : 64;
 		t->v = kb_realloc(t->v, t->cap * sizeof *t->v);
 	}
-	t->v[t->n++] = (struct staged){*h, id, exec, in_shard};
+	t->v[t->n++] = (struct staged){*h, id, exec, in_shard, 0};
 	pthread_mutex_unlock(&t->mu);
 }
 
@@ -150,7 +156,7 @@ static int staged_at(const kb_txn *t, const struct staged *st, char name[64])
 	}
 	char hex[KB_HEX_LEN + 1];
 	kb_hash_hex(&st->h, hex);
-	snprintf(name, 64, "%.2s/" STAGE_PREFIX "%ld-%u", hex, (long)getpid(), st->id);
+	snprintf(name, 64, "%.2s/" STAGE_PREFIX "%ld-%u", hex, t->pid, st->id);
 	return t->s->objfd;
 }
 
@@ -164,7 +170,7 @@ static kb_err *staging_dir(kb_txn *t)
 	kb_err *err = NULL;
 	pthread_mutex_lock(&t->mu);
 	if (t->dirfd < 0) {
-		snprintf(t->dirname, sizeof t->dirname, "txn-%ld-%u", (long)getpid(),
+		snprintf(t->dirname, sizeof t->dirname, "txn-%ld-%u", t->pid,
 			 store_seq(t->s));
 		if (mkdirat(t->s->tmpfd, t->dirname, 0700) < 0 ||
 		    (t->dirfd = openat(t->s->tmpfd, t->dirname,
@@ -200,7 +206,7 @@ kb_err *kb_txn_add_bytes(kb_txn *t, const void *p, size_t n, int exec, kb_hash *
 	kb_sha256(p, n, out);
 	if (!claim(t, out, exec))
 		return NULL;
-	struct staged st = {*out, store_seq(t->s), exec, 1};
+	struct staged st = {*out, store_seq(t->s), exec, 1, 0};
 	int fd;
 	kb_err *err = create_staged(t, &st, &fd);
 	if (!err) {
@@ -426,6 +432,43 @@ kb_err *kb_txn_add_fd(kb_txn *t, int fd, int exec, const char *what, kb_hash *ou
 	return kb_blob_finish(w, exec, NULL, out);
 }
 
+/* the commit's renames, in blocks of 256 taken by each thread in turn */
+static void *mover(void *arg)
+{
+	kb_txn *t = arg;
+	kb_store *s = t->s;
+	for (;;) {
+		pthread_mutex_lock(&t->mu);
+		size_t i = t->err ? t->n : t->next, end = i + 256 < t->n ? i + 256 : t->n;
+		t->next = end;
+		pthread_mutex_unlock(&t->mu);
+		if (i >= end)
+			return NULL;
+		for (; i < end; i++) {
+			char from[64], to[OBJ_NAME_MAX];
+			kb_err *err = NULL;
+			int fromfd = staged_at(t, &t->v[i], from);
+			obj_name(&t->v[i].h, t->v[i].exec, to);
+			int r = renameat(fromfd, from, s->objfd, to);
+			if (r < 0 && errno == ENOENT && !(err = store_shard(s->objfd, to)))
+				r = renameat(fromfd, from, s->objfd, to);
+			if (r < 0 && !err)
+				err = kb_errno(errno, "cannot move object %s into %s/objects", to,
+					       s->path);
+			if (err) {
+				pthread_mutex_lock(&t->mu);
+				if (t->err)
+					kb_err_free(err);
+				else
+					t->err = err;
+				pthread_mutex_unlock(&t->mu);
+				break;
+			}
+			t->v[i].moved = 1;
+		}
+	}
+}
+
 kb_err *kb_txn_commit(kb_txn *t, const kb_oid *roots, size_t nroots)
 {
 	kb_store *s = t->s;
@@ -435,19 +478,21 @@ kb_err *kb_txn_commit(kb_txn *t, const kb_oid *roots, size_t nroots)
 	if (!err && t->n) {
 		if (syncfs(s->objfd) < 0)
 			err = kb_errno(errno, "cannot sync the store %s", s->path);
-		size_t i = 0;
-		for (; !err && i < t->n; i++) {
-			char from[64], to[OBJ_NAME_MAX];
-			int fromfd = staged_at(t, &t->v[i], from);
-			obj_name(&t->v[i].h, t->v[i].exec, to);
-			int r = renameat(fromfd, from, s->objfd, to);
-			if (r < 0 && errno == ENOENT && !(err = store_shard(s->objfd, to)))
-				r = renameat(fromfd, from, s->objfd, to);
-			if (r < 0 && !err)
-				err = kb_errno(errno, "cannot move object %s into %s/objects",
-					       to, s->path);
-		}
-		t->moved = err ? i - 1 : i;
+		/* a rename waits on its directory: with many objects, spread
+		 * over the CPUs (4 at most) it takes half the time on two */
+		long cpus = t->n < 4096 ? 1 : sysconf(_SC_NPROCESSORS_ONLN);
+		size_t nth = cpus < 1 ? 1 : cpus > 4 ? 4 : (size_t)cpus, started = 0;
+		pthread_t th[4];
+		for (size_t i = 1; !err && i < nth; i++)
+			if (pthread_create(&th[started], NULL, mover, t) == 0)
+				started++;
+		if (!err)
+			mover(t);
+		for (size_t i = 0; i < started; i++)
+			pthread_join(th[i], NULL);
+		if (!err)
+			err = t->err;
+		t->err = NULL;
 		/* renames durable before any ref can name these objects */
 		if (!err && syncfs(s->objfd) < 0)
 			err = kb_errno(errno, "cannot sync the store %s", s->path);
