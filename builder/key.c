@@ -220,6 +220,16 @@ kb_err *kb_key_x509(const char *name, X509 **cert, EVP_PKEY **pkey)
 	return err;
 }
 
+int kb_key_exists(const char *name, int openpgp)
+{
+	char *dir = kb_key_dir();
+	char *path = kb_asprintf("%s/%s%s", dir, name, openpgp ? ".pgp.pub" : ".crt");
+	int there = access(path, F_OK) == 0 || errno != ENOENT;
+	free(path);
+	free(dir);
+	return there;
+}
+
 kb_err *kb_key_pgp(const char *name, kb_buf *pub, kb_buf *sec)
 {
 	kb_err *err = kb_key_check_name(name);

@@ -25,6 +25,9 @@ KB_MUST kb_err *kb_key_x509(const char *name, X509 **cert, EVP_PKEY **pkey);
 /* An OpenPGP key: the armored public key, and the secret key unless sec
  * is NULL (same permission rule). */
 KB_MUST kb_err *kb_key_pgp(const char *name, kb_buf *pub, kb_buf *sec);
+/* 1 if key name has its public half in the key directory (NAME.crt, or
+ * NAME.pgp.pub with openpgp): made already, not to be made on first use */
+int kb_key_exists(const char *name, int openpgp);
 
 /* ---- between key.c, key_new.c and key_cmd.c ---- */
 #define KB_KEY_NAME_MAX 64

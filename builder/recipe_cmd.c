@@ -143,10 +143,9 @@ static kb_err *sign_keys(kb_recipe *r, kb_arena *a)
 			continue;
 		char hex[KB_HEX_LEN + 1];
 		char *dir = kb_key_dir();
-		char *probe = kb_asprintf("%s/%s.%s", dir, st->key, mok ? "crt" : "pgp.pub");
 		char *subject = kb_asprintf("kbuild %s %s", mok ? "module signing key"
 								  : "darksite signing key", st->key);
-		if (access(probe, F_OK) < 0 && errno == ENOENT &&
+		if (!kb_key_exists(st->key, !mok) &&
 		    !(err = mok ? kb_key_new_x509(st->key, subject) : kb_key_new_pgp(st->key, subject))) {
 			if (mok)
 				kb_info("made the module signing key '%s' in %s (the private key stays "
@@ -160,7 +159,6 @@ static kb_err *sign_keys(kb_recipe *r, kb_arena *a)
 					st->key, dir, st->name, st->key);
 		}
 		free(dir);
-		free(probe);
 		free(subject);
 		if (!err && mok)
 			err = kb_cert_sha256(st, hex);
