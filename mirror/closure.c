@@ -530,11 +530,13 @@ static void add_job(Pool *pool, Queue *job, const char *w, kb_buf *missing, kb_b
 		queue_push2(job, SOLVER_INSTALL | SOLVER_SOLVABLE_NAME, dep);
 		return;
 	}
-	/* like apt: a virtual package with exactly one provider means it */
+	/* like apt: a virtual package with exactly one provider means it;
+	 * like dnf, also with a version: kernel-devel-uname-r=KVER is what
+	 * provides exactly that */
 	Id p, pp, only = 0;
 	int nprov = 0;
-	if (name && !colon && !eq) {
-		FOR_PROVIDES(p, pp, name)
+	if (dep && !colon) {
+		FOR_PROVIDES(p, pp, dep)
 		{
 			if (!only || pool_id2solvable(pool, p)->name != pool_id2solvable(pool, only)->name)
 				nprov++;
@@ -542,14 +544,14 @@ static void add_job(Pool *pool, Queue *job, const char *w, kb_buf *missing, kb_b
 		}
 	}
 	if (nprov == 1) {
-		queue_push2(job, SOLVER_INSTALL | SOLVER_SOLVABLE_PROVIDES, name);
+		queue_push2(job, SOLVER_INSTALL | SOLVER_SOLVABLE_PROVIDES, dep);
 		return;
 	}
 	if (nprov > 1) {
 		kb_buf_addf(virt, "%s'%s' is a virtual package provided by", virt->len ? "; " : "", w);
 		int k = 0;
 		Id last = 0;
-		FOR_PROVIDES(p, pp, name)
+		FOR_PROVIDES(p, pp, dep)
 		{
 			Id n = pool_id2solvable(pool, p)->name;
 			if (n == last)

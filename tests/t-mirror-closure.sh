@@ -337,6 +337,9 @@ else
 	mkrpm rlib 1.0 x86_64 /usr/lib64/rlib/1.so
 	mkrpm rbad 1.0 x86_64 /usr/bin/rbad "Requires: librnothere.so.1()(64bit)"
 	mkrpm rclash 1.0 noarch /usr/share/rclash "Conflicts: rtool"
+	# EL's kernel-devel: asked for by what it provides, with the release
+	mkrpm rkernel-devel 5.14.0 x86_64 /usr/src/kernels/rk "Provides: rkernel-devel-uname-r = 5.14.0-427.el9.x86_64"
+	mkrpm rkernel-devel 5.15.0 x86_64 /usr/src/kernels/rk2 "Provides: rkernel-devel-uname-r = 5.15.0-1.el9.x86_64"
 	createrepo_c -q "$RR" || fail "createrepo_c"
 	mkdir -p "$T/snap-r"
 	cp -r "$RR/repodata" "$T/snap-r/"
@@ -350,6 +353,12 @@ else
 		expect_line rtool 1.0-1 noarch r noarch/rtool-1.0-1.noarch.rpm "$RR/noarch/rtool-1.0-1.noarch.rpm"
 	} >"$T/exp-rapp"
 	closure_is "rpm-md: a file Requires found through filelists, the newer rlib" "$T/exp-rapp" r rapp
+	expect_line rkernel-devel 5.14.0-1 x86_64 r x86_64/rkernel-devel-5.14.0-1.x86_64.rpm \
+		"$RR/x86_64/rkernel-devel-5.14.0-1.x86_64.rpm" >"$T/exp-uname"
+	closure_is "rpm-md: NAME=VERSION of a provide (kernel-devel-uname-r=KVER, as dnf takes it) means its provider" \
+		"$T/exp-uname" r rkernel-devel-uname-r=5.14.0-427.el9.x86_64
+	expect_fail 1 "rpm-md: ... and a version nothing provides is named" kb mirror closure r rkernel-devel-uname-r=5.14.0-9.el9.x86_64
+	err_has "as missing" "no package named 'rkernel-devel-uname-r=5.14.0-9.el9.x86_64' in 'r'"
 	expect_fail 1 "rpm-md: a missing library fails" kb mirror closure r rbad
 	err_has "naming it and who needs it" "nothing provides librnothere.so.1()(64bit) needed by rbad-1.0-1.x86_64"
 	expect_fail 1 "rpm-md: a conflict fails" kb mirror closure r rapp rclash

@@ -389,7 +389,8 @@ truth "the secret key is nowhere in the darksite" sh -c "! grep -rq 'PRIVATE KEY
 
 # the EL side with an rpm-md stand-in for Rocky's BaseOS (the rocky9-zfs
 # shape): a signed kmod RPM and a dnf darksite with the kernel it needs,
-# installed by dnf with both signature checks on
+# installed by dnf with both signature checks on (t-rocky.sh runs
+# rocky9-zfs's own definition, build root and all)
 if command -v dnf >/dev/null && command -v createrepo_c >/dev/null; then
 	mkdir -p "$WWW/el/Packages" "$T/standin"
 	gpg --batch --armor --export-secret-keys archive@kbuild.test >"$T/archive.sec.asc" 2>/dev/null
