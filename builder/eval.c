@@ -320,6 +320,16 @@ static kb_err *resolve_packages(kb_store *s, const kb_recipe *r, const kb_fetch_
 			for (size_t j = 0; j < np && !hit; j++)
 				if (!strcmp(p[j].name, in->pkgname) && (!in->arch || !strcmp(p[j].arch, in->arch)))
 					hit = &p[j];
+			/* NAME=VERSION: the one package providing exactly that
+			 * (kernel-core-uname-r=KVER), resolved on its own */
+			kb_pkg *one = NULL;
+			size_t none = 0;
+			if (!hit && strchr(in->pkgname, '=') &&
+			    !(err = kb_mirror_closure(s, &us->d, &us->snap, 1, &in->pkgname, 1, &co, a,
+						      &one, &none)) && none == 1)
+				hit = one;
+			if (err)
+				break;
 			if (!hit)
 				err = kb_errf("%s: upstream '%s' has no package %s%s%s", label(a, in),
 					      u->name, in->pkgname, in->arch ? " for " : "",

@@ -38,7 +38,7 @@ int kb_initramfs_help(FILE *out)
 int kb_iso_help(FILE *out)
 {
 	fprintf(out,
-		"usage: kbuild iso --kernel DEB --initramfs TREE --grub-root TREE [OPTIONS]\n\n"
+		"usage: kbuild iso --kernel PKG --initramfs TREE --grub-root TREE [OPTIONS]\n\n"
 		"Writes a bootable ISO 9660 image (Rock Ridge, Joliet; El Torito for BIOS with\n"
 		"GRUB's i386-pc image and for UEFI with a FAT image holding BOOTX64.EFI),\n"
 		"stores it and prints its hash. Holds /boot/vmlinuz (from the kernel package),\n"
@@ -47,7 +47,8 @@ int kb_iso_help(FILE *out)
 		"same inputs and SOURCE_DATE_EPOCH. Refused: a kernel package for another\n"
 		"architecture, a module in the initramfs whose vermagic names another kernel\n"
 		"release, a module the init would load that is not there.\n"
-		"  --kernel DEB         linux-image-*.deb (a hash, ref or file)\n"
+		"  --kernel PKG         linux-image-*.deb or an EL kernel-core .rpm (a hash,\n"
+		"                       ref or file)\n"
 		"  --initramfs TREE     from 'kbuild initramfs assemble' (hash, ref or directory)\n"
 		"  --grub-root TREE     a build root of grub-common, grub-pc-bin and\n"
 		"                       grub-efi-amd64-bin (grub-mkimage runs in the sandbox)\n"

@@ -32,7 +32,7 @@ static void usage(FILE *out)
 		"  kbuild buildroot [--checkout DIR] PACKAGE...\n"
 		"  kbuild package deb|rpm --name NAME --version V [OPTIONS] TREE\n"
 		"  kbuild initramfs assemble|write ...\n"
-		"  kbuild iso --kernel DEB --initramfs TREE --grub-root TREE [OPTIONS]\n"
+		"  kbuild iso --kernel PKG --initramfs TREE --grub-root TREE [OPTIONS]\n"
 		"  kbuild sandbox --root DIR [OPTIONS] -- CMD [ARG]...\n"
 		"  kbuild key new|list|export ...   signing keys (outside the store)\n"
 		"  kbuild sign module --key NAME IN OUT   kernel module signatures\n"

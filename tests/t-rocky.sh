@@ -10,14 +10,17 @@
 # (bash, libc, /bin/sh), and the fixture's kernel headers laid out as EL's
 # kernel-devel (one build tree at /usr/src/kernels/KVER, providing
 # kernel-devel-uname-r = KVER), with a kernel-core providing kernel-uname-r
-# and kernel-core-uname-r = KVER. The OpenZFS sources are stood in for by
+# and kernel-core-uname-r = KVER that ships the fixture's real kernel image
+# as lib/modules/KVER/vmlinuz. The OpenZFS sources are stood in for by
 # the test module (tests/fixtures/hello-module) in a .deb shaped like
 # Debian's zfs-dkms (usr/src/zfs-VERSION with a configure and module/),
-# served from a local apt repository as upstream "debian".
+# served from a local apt repository as upstream "debian" with the boot
+# fixture's GRUB and busybox.
 #
 # Then 'kbuild lock' and 'kbuild recipe', and the real clients: rpm -K,
 # rpm -qp, modinfo, dnf --installroot with gpgcheck and repo_gpgcheck, a
-# tampered darksite refused. Everything short of Rocky's own bytes.
+# tampered darksite refused, xorriso, and the ISO booted in qemu with the
+# module loaded. Everything short of Rocky's own bytes.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/nginx.sh"
 
@@ -42,8 +45,8 @@ for tool in dpkg-deb apt-ftparchive gpg rpmbuild rpmsign createrepo_c dnf rpm mo
 		finish
 	fi
 done
-if [ ! -e "$FIX/debs/.complete" ]; then
-	ok "skipped: no fixture packages in $FIX/debs (run .ci/fixtures)"
+if [ ! -e "$FIX/debs/.complete" ] || [ ! -e "$FIX/boot/KVER" ]; then
+	ok "skipped: no fixture packages in $FIX/debs and $FIX/boot (run .ci/fixtures)"
 	finish
 fi
 if [ "$(id -u)" != 0 ] && ! unshare -Ur true 2>/dev/null; then
@@ -144,7 +147,10 @@ standin appstream kernel-devel "$KV" "$KR" "$KD" "Provides: kernel-devel-uname-r
 	"/usr/src/kernels/$KVER" "/lib/modules/$KVER/build" || made=0
 KC=$RB/trees/kernel-core
 mkdir -p "$KC/lib/modules/$KVER"
-echo "stand-in for the kernel image $KVER" >"$KC/lib/modules/$KVER/vmlinuz"
+# the real kernel image of that release (the boot fixture), where EL's
+# kernel-core has it: the ISO boots it
+dpkg-deb --fsys-tarfile "$FIX"/boot/linux-image-"$KVER"_*.deb |
+	tar -xOf - "./boot/vmlinuz-$KVER" >"$KC/lib/modules/$KVER/vmlinuz" || made=0
 standin baseos kernel-core "$KV" "$KR" "$KC" "Provides: kernel-uname-r = $KVER" \
 	"Provides: kernel-core-uname-r = $KVER" "Requires: /bin/sh" -- "/lib/modules/$KVER" || made=0
 for r in baseos appstream; do
@@ -197,7 +203,8 @@ chmod +x "$Z/configure"
 printf 'Package: zfs-dkms\nVersion: %s-1\nArchitecture: all\nMaintainer: kbuild tests <tests@kbuild.test>\nDescription: stand-in for OpenZFS sources (kbuild tests)\n' "$ZFS" >"$ZD/DEBIAN/control"
 mkdir -p "$T/debs"
 dpkg-deb -Zxz --root-owner-group --build "$ZD" "$T/debs/zfs-dkms_$ZFS-1_all.deb" >/dev/null
-repo debian bookworm "$T/debs/zfs-dkms_$ZFS-1_all.deb"
+# GRUB and busybox for the ISO come from Debian, with the sources
+repo debian bookworm "$T/debs/zfs-dkms_$ZFS-1_all.deb" "$FIX"/debs/*.deb "$FIX"/boot/*.deb
 nginx_start "$WWW" || finish
 
 # ---- the recipe: rocky9-zfs's definition, unchanged, with local upstreams ----
@@ -214,7 +221,7 @@ truth "rocky9-zfs uses the template el9-zfs" grep -q '^use "el9-zfs"' "$ROOT/rec
 	done
 	upstream debian debian bookworm
 	echo 'package "zfs-dkms" { upstream = "debian" name = "zfs-dkms" version = "${zfs}-1" }'
-	echo 'use "el9-zfs" { kver = "${kver}" zfs = "${zfs}" epoch = "${epoch}" }'
+	echo 'use "el9-zfs" { kver = "${kver}" zfs = "${zfs}" epoch = "${epoch}" load = "hello" }'
 } >"$P/recipes/el9.recipe"
 cd "$P" || finish
 
@@ -291,6 +298,32 @@ truth "... is refused by dnf (repo_gpgcheck)" test "$RC" -ne 0
 err_has "... for its signature" "repomd.xml GPG signature verification error"
 truth "... nothing installed" test ! -e "$T/dnf-bad/lib/modules/$KVER/extra/zfs/hello.ko"
 
-check "again: nothing to do" kb recipe el9
+# the ISO: EL's kernel-core, GRUB and busybox from Debian, the darksite on it
+ISO=$T/r/iso/image.iso
+run xorriso -indev "$ISO" -report_el_torito plain
+out_has "the ISO boots by BIOS and UEFI" "El Torito boot img :   1  BIOS" "El Torito boot img :   2  UEFI"
+check "... carries the dnf darksite" sh -c "xorriso -indev '$ISO' -find /darksite/repodata -name repomd.xml.asc 2>/dev/null | grep -q repomd.xml.asc"
+same "... and kernel-core's vmlinuz as its kernel" "$(xorriso -indev "$ISO" -osirrox on -extract /boot/vmlinuz "$T/iso-vmlinuz" >/dev/null 2>&1; sha "$T/iso-vmlinuz")" \
+	"$(sha "$KC/lib/modules/$KVER/vmlinuz")"
+if [ "${KBUILD_VARIANT:-normal}" = normal ] && command -v qemu-system-x86_64 >/dev/null; then
+	timeout 180 qemu-system-x86_64 -nographic -serial mon:stdio -m 256 -no-reboot \
+		-cdrom "$ISO" </dev/null >"$T/boot.log" 2>&1
+	truth "it boots in qemu (SeaBIOS) with the module loaded, signed by the MOK" \
+		grep -aq 'kbuild-init: modules: hello(state=live,signer="kbuild module signing key mok",hash=sha256' "$T/boot.log"
+	grep -a 'kbuild-init' "$T/boot.log" | head -n1 | sed 's/^/# /'
+else
+	ok "skipped: the boot runs in the normal variant only (qemu runs no kbuild code)"
+fi
+
+check "again: nothing to do, writing the bundle a verifier needs" kb recipe --bundle "$T/el9.bundle" el9
 err_has "... says so" "nothing to do"
+# a third party, without the keys, elsewhere: the same bytes, signatures
+# (MOK and OpenPGP) replayed from what was published
+mkdir -p "$T/other/home"
+run env -u KBUILD_STORE -u KBUILD_KEYS HOME="$T/other/home" XDG_DATA_HOME="$T/other/home/d" \
+	XDG_CONFIG_HOME="$T/other/home/c" TZ=Pacific/Auckland "$KBUILD" verify --bundle "$T/el9.bundle" \
+	"$KBUILD_STORE/manifests/el9.json"
+same "kbuild verify of the run: identical" "$RC" 0 || diag_file "$ERR"
+out_has "... the modules, the kmod RPM, the darksite and the ISO" "verified: recipe el9 reproduces: 5 steps" \
+	"1 signed module and 2 OpenPGP signatures identical"
 finish
