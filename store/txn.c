@@ -33,6 +33,7 @@ struct kb_txn {
 	size_t n, cap;
 	int failed;
 	long pid; /* in staged names; getpid is a system call per name */
+	uint64_t unsynced; /* bytes of small objects written since the last early sync */
 	/* the commit's renames, shared by its threads */
 	size_t next;
 	kb_err *err;
@@ -201,6 +202,21 @@ static kb_err *create_staged(kb_txn *t, const struct staged *st, int *fd)
 	return NULL;
 }
 
+/* Many small objects leave their data to the commit's syncfs, which then
+ * writes it all while nothing else happens (1.3 s of a 5.4 s kernel tree
+ * ingest). A sync every SYNC_EVERY bytes, by whichever writer crosses the
+ * mark, starts that writeback while the other writers go on. Its result
+ * does not matter: the commit's syncfs is the barrier. */
+#define SYNC_EVERY (64u << 20)
+
+static void early_sync(kb_txn *t, size_t n)
+{
+	if (__atomic_add_fetch(&t->unsynced, n, __ATOMIC_RELAXED) < SYNC_EVERY)
+		return;
+	__atomic_store_n(&t->unsynced, 0, __ATOMIC_RELAXED);
+	(void)syncfs(t->s->objfd);
+}
+
 kb_err *kb_txn_add_bytes(kb_txn *t, const void *p, size_t n, int exec, kb_hash *out)
 {
 	kb_sha256(p, n, out);
@@ -213,9 +229,10 @@ kb_err *kb_txn_add_bytes(kb_txn *t, const void *p, size_t n, int exec, kb_hash *
 		err = kb_write_all(fd, p, n, "a staged object");
 		if (close(fd) < 0 && !err)
 			err = kb_errno(errno, "cannot close a staged object");
-		if (!err)
+		if (!err) {
 			record(t, out, st.id, exec, 1);
-		else {
+			early_sync(t, n);
+		} else {
 			char name[64];
 			unlinkat(staged_at(t, &st, name), name, 0);
 		}
@@ -307,6 +324,7 @@ kb_err *kb_blob_finish(kb_blobw *w, int exec, const kb_hash *expect, kb_hash *ou
 		return NULL;
 	}
 	record(w->t, &h, w->id, exec, 0);
+	early_sync(w->t, w->size - w->flushed);
 	blob_free(w, 0);
 	return NULL;
 }
