@@ -1,6 +1,9 @@
 /* Adding files and directory trees from disk. The walk is one thread; file
  * contents are hashed and staged by a small pool, since a source tree is
- * mostly small files whose cost is system calls, not hashing. */
+ * mostly small files whose cost is system calls, not hashing. A
+ * directory's tree object is made by whichever worker finishes its last
+ * file or subdirectory, so trees are stored while files still are, not
+ * one by one after them. */
 #include "internal.h"
 
 #include <dirent.h>
@@ -21,17 +24,23 @@ struct dnode {
 	kb_tree_entry *e;
 	struct dnode **sub; /* parallel to e: the subdirectory, if any */
 	size_t n;
+	struct dnode *parent;
+	kb_hash *dst;	/* where its tree's hash goes: the parent's entry */
+	size_t pending; /* files and subdirectories not yet stored (atomic) */
 };
 
 struct job {
 	char *path;
 	kb_tree_entry *ent;
+	struct dnode *dir;
 };
 
 struct walk {
 	kb_txn *t;
 	struct job *jobs;
 	size_t njobs, cap;
+	struct dnode **ready; /* directories with no file or subdirectory */
+	size_t nready, capready;
 	size_t next, done; /* atomics */
 	int failed;
 	kb_err *err;
@@ -100,6 +109,21 @@ static double now(void)
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* d is complete: its tree is stored, and so, in turn, each parent whose
+ * last pending entry it was */
+static void finish(struct walk *w, struct dnode *d)
+{
+	for (;;) {
+		kb_err *err = kb_txn_add_tree(w->t, d->e, d->n, d->dst);
+		if (err) {
+			set_err(w, err);
+			return;
+		}
+		if (!(d = d->parent) || __atomic_sub_fetch(&d->pending, 1, __ATOMIC_ACQ_REL))
+			return;
+	}
+}
+
 static void *worker(void *arg)
 {
 	struct walk *w = arg;
@@ -114,6 +138,8 @@ static void *worker(void *arg)
 			set_err(w, err);
 			break;
 		}
+		if (!__atomic_sub_fetch(&w->jobs[i].dir->pending, 1, __ATOMIC_ACQ_REL))
+			finish(w, w->jobs[i].dir);
 		size_t done = __atomic_add_fetch(&w->done, 1, __ATOMIC_RELAXED);
 		if (w->progress && (done & 255) == 0 && now() - last > 0.25) {
 			last = now();
@@ -143,12 +169,15 @@ static void dnode_free(struct dnode *d)
 	free(d);
 }
 
-static kb_err *walk_dir(struct walk *w, const char *path, struct dnode **out)
+static kb_err *walk_dir(struct walk *w, const char *path, struct dnode *parent, kb_hash *dst,
+			struct dnode **out)
 {
 	DIR *d = opendir(path);
 	if (!d)
 		return kb_errno(errno, "cannot read directory %s", path);
 	struct dnode *node = kb_calloc(1, sizeof *node);
+	node->parent = parent;
+	node->dst = dst;
 	*out = node;
 	size_t cap = 0;
 	unsigned char *types = NULL;
@@ -189,12 +218,14 @@ static kb_err *walk_dir(struct walk *w, const char *path, struct dnode **out)
 				w->cap = w->cap ? 2 * w->cap : 256;
 				w->jobs = kb_realloc(w->jobs, w->cap * sizeof *w->jobs);
 			}
-			w->jobs[w->njobs++] = (struct job){child, e};
+			w->jobs[w->njobs++] = (struct job){child, e, node};
+			node->pending++;
 			continue;
 		}
 		if (ty == DT_DIR) {
 			e->type = KB_ENT_DIR;
-			err = walk_dir(w, child, &node->sub[i]);
+			node->pending++;
+			err = walk_dir(w, child, node, &e->hash, &node->sub[i]);
 		} else if (ty == DT_LNK) {
 			char target[PATH_MAX];
 			ssize_t n = readlinkat(dirfd(d), e->name, target, sizeof target);
@@ -216,20 +247,14 @@ static kb_err *walk_dir(struct walk *w, const char *path, struct dnode **out)
 	}
 	free(types);
 	closedir(d);
-	return err;
-}
-
-/* children first, so the sort inside encoding does not disturb sub[] */
-static kb_err *finish_dir(kb_txn *t, struct dnode *node, kb_hash *out)
-{
-	for (size_t i = 0; i < node->n; i++) {
-		if (!node->sub[i])
-			continue;
-		kb_err *err = finish_dir(t, node->sub[i], &node->e[i].hash);
-		if (err)
-			return err;
+	if (!err && !node->pending) {
+		if (w->nready == w->capready) {
+			w->capready = w->capready ? 2 * w->capready : 16;
+			w->ready = kb_realloc(w->ready, w->capready * sizeof *w->ready);
+		}
+		w->ready[w->nready++] = node;
 	}
-	return kb_txn_add_tree(t, node->e, node->n, out);
+	return err;
 }
 
 static kb_err *add_dir(kb_txn *t, const char *path, kb_hash *out)
@@ -237,7 +262,11 @@ static kb_err *add_dir(kb_txn *t, const char *path, kb_hash *out)
 	struct walk w = {.t = t};
 	pthread_mutex_init(&w.mu, NULL);
 	struct dnode *root = NULL;
-	kb_err *err = walk_dir(&w, path, &root);
+	kb_err *err = walk_dir(&w, path, NULL, out, &root);
+	/* a directory is sorted by its encoding only once its subdirectories
+	 * have written their hashes into it: finish() runs children first */
+	for (size_t i = 0; !err && i < w.nready; i++)
+		finish(&w, w.ready[i]);
 	if (!err) {
 		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 		/* creating files blocks on the file system's journal: twice as many
@@ -258,11 +287,12 @@ static kb_err *add_dir(kb_txn *t, const char *path, kb_hash *out)
 			fprintf(stderr, "\radding files: %zu/%zu\n", w.done, w.njobs);
 		err = w.err;
 	}
-	if (!err)
-		err = finish_dir(t, root, out);
+	if (!err && !w.err && __atomic_load_n(&root->pending, __ATOMIC_ACQUIRE))
+		err = kb_errf("internal error: directory %s was not finished", path);
 	for (size_t i = 0; i < w.njobs; i++)
 		free(w.jobs[i].path);
 	free(w.jobs);
+	free(w.ready);
 	dnode_free(root);
 	pthread_mutex_destroy(&w.mu);
 	return err;
