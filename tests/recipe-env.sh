@@ -8,6 +8,8 @@
 #   module_recipe KVER       the hello module (tests/fixtures/hello-module,
 #                            copied to $P/mod) built against KVER's headers
 #                            from upstream "fx", signed, packaged as a .deb
+#   boot_iso ISO             boots it in qemu (SeaBIOS); the init must show
+#                            the hello module live, signed by the MOK
 WWW=$T/www
 P=$T/proj
 mkdir -p "$WWW" "$P/recipes" "$P/keys" "$P/src"
@@ -58,4 +60,16 @@ module_recipe() { # KVER: the recipe on stdout
 	echo '}'
 	echo 'sign "hello-signed" { modules = "hello-ko" key = "mok" certificate = "usr/share/kbuild/mok.der" }'
 	echo "deb \"hello-deb\" { tree = \"hello-signed\" name = \"hello\" version = \"1.0\" kmod = \"$D{kver}\" maintainer = \"t <t@example.org>\" summary = \"hello module\" source_date_epoch = 1700000000 }"
+}
+
+boot_iso() { # ISO
+	if [ "${KBUILD_VARIANT:-normal}" != normal ] || ! command -v qemu-system-x86_64 >/dev/null; then
+		ok "skipped: the boot runs in the normal variant only (qemu runs no kbuild code)"
+		return
+	fi
+	timeout 180 qemu-system-x86_64 -nographic -serial mon:stdio -m 256 -no-reboot \
+		-cdrom "$1" </dev/null >"$T/boot.log" 2>&1
+	truth "it boots in qemu (SeaBIOS) with the module loaded, signed by the MOK" \
+		grep -aq 'kbuild-init: modules: hello(state=live,signer="kbuild module signing key mok",hash=sha256' "$T/boot.log"
+	grep -a 'kbuild-init' "$T/boot.log" | head -n1 | sed 's/^/# /'
 }

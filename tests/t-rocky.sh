@@ -305,15 +305,7 @@ out_has "the ISO boots by BIOS and UEFI" "El Torito boot img :   1  BIOS" "El To
 check "... carries the dnf darksite" sh -c "xorriso -indev '$ISO' -find /darksite/repodata -name repomd.xml.asc 2>/dev/null | grep -q repomd.xml.asc"
 same "... and kernel-core's vmlinuz as its kernel" "$(xorriso -indev "$ISO" -osirrox on -extract /boot/vmlinuz "$T/iso-vmlinuz" >/dev/null 2>&1; sha "$T/iso-vmlinuz")" \
 	"$(sha "$KC/lib/modules/$KVER/vmlinuz")"
-if [ "${KBUILD_VARIANT:-normal}" = normal ] && command -v qemu-system-x86_64 >/dev/null; then
-	timeout 180 qemu-system-x86_64 -nographic -serial mon:stdio -m 256 -no-reboot \
-		-cdrom "$ISO" </dev/null >"$T/boot.log" 2>&1
-	truth "it boots in qemu (SeaBIOS) with the module loaded, signed by the MOK" \
-		grep -aq 'kbuild-init: modules: hello(state=live,signer="kbuild module signing key mok",hash=sha256' "$T/boot.log"
-	grep -a 'kbuild-init' "$T/boot.log" | head -n1 | sed 's/^/# /'
-else
-	ok "skipped: the boot runs in the normal variant only (qemu runs no kbuild code)"
-fi
+boot_iso "$ISO"
 
 check "again: nothing to do, writing the bundle a verifier needs" kb recipe --bundle "$T/el9.bundle" el9
 err_has "... says so" "nothing to do"

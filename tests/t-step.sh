@@ -470,13 +470,5 @@ ISO=$T/m3/image/image.iso
 run xorriso -indev "$ISO" -report_el_torito plain
 out_has "it boots by BIOS and UEFI" "El Torito boot img :   1  BIOS" "El Torito boot img :   2  UEFI"
 check "the darksite is on it" sh -c "xorriso -indev '$ISO' -find /darksite/dists/stable -name InRelease 2>/dev/null | grep -q InRelease"
-if [ "${KBUILD_VARIANT:-normal}" = normal ] && command -v qemu-system-x86_64 >/dev/null; then
-	timeout 180 qemu-system-x86_64 -nographic -serial mon:stdio -m 256 -no-reboot \
-		-cdrom "$ISO" </dev/null >"$T/boot.log" 2>&1
-	truth "it boots in qemu (SeaBIOS) with the module loaded, signed by the MOK" \
-		grep -aq 'kbuild-init: modules: hello(state=live,signer="kbuild module signing key mok",hash=sha256' "$T/boot.log"
-	grep -a 'kbuild-init' "$T/boot.log" | head -n1 | sed 's/^/# /'
-else
-	ok "skipped: the boot runs in the normal variant only (qemu runs no kbuild code)"
-fi
+boot_iso "$ISO"
 finish
