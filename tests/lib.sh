@@ -23,6 +23,9 @@
 #   flip_byte FILE [OFFSET]     xor one byte (read-only files too)
 #   bg_track PID                a background process to kill on exit
 #   sancheck DESC FILE...       sanitizer reports in FILEs fail DESC
+#   need_tools TOOL...          ends the script with a "skipped" ok line
+#                               unless every TOOL is on PATH
+#   need_sandbox                the same unless kbuild's sandbox can run here
 #   finish
 #
 # Sanitizers (ASan+UBSan pass): the runner sends ASan/LSan reports to
@@ -332,6 +335,23 @@ _kb_cleanup() {
 	wait 2>/dev/null || true
 }
 trap _kb_cleanup EXIT
+
+need_tools() {
+	local tool
+	for tool in "$@"; do
+		if ! command -v "$tool" >/dev/null; then
+			ok "skipped: no $tool (.ci/setup installs it)"
+			finish
+		fi
+	done
+}
+
+need_sandbox() {
+	if [ "$(id -u)" != 0 ] && ! unshare -Ur true 2>/dev/null; then
+		ok "skipped: no user namespaces here, so no sandbox"
+		finish
+	fi
+}
 
 finish() {
 	_kb_sancheck "(end of script)" || true

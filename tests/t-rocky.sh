@@ -39,20 +39,12 @@ run kb --mirror debian=http://127.0.0.1:9/debian \
 	--mirror debian-updates=http://127.0.0.1:9/debian --mirror debian-security=http://127.0.0.1:9/debian \
 	upstreams "$T/shipped/recipes/debian12-zfs.recipe"
 out_has "debian12-zfs loads (it shares zfs-module.inc)" "debian-security apt http://127.0.0.1:9/debian (from --mirror)"
-for tool in dpkg-deb apt-ftparchive gpg rpmbuild rpmsign createrepo_c dnf rpm modinfo; do
-	if ! command -v "$tool" >/dev/null; then
-		ok "skipped: no $tool (.ci/setup installs it)"
-		finish
-	fi
-done
+need_tools dpkg-deb apt-ftparchive gpg rpmbuild rpmsign createrepo_c dnf rpm modinfo
 if [ ! -e "$FIX/debs/.complete" ] || [ ! -e "$FIX/boot/KVER" ]; then
 	ok "skipped: no fixture packages in $FIX/debs and $FIX/boot (run .ci/fixtures)"
 	finish
 fi
-if [ "$(id -u)" != 0 ] && ! unshare -Ur true 2>/dev/null; then
-	ok "skipped: no user namespaces here, so no sandbox"
-	finish
-fi
+need_sandbox
 # the kernel release of the fixture's headers, as t-step.sh reads it
 KVER=$(ls "$FIX"/debs/linux-headers-*-amd64_*.deb 2>/dev/null |
 	sed -n 's|.*/linux-headers-\([0-9][^_]*-amd64\)_.*|\1|p' | head -n1)

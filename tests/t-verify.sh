@@ -10,16 +10,8 @@
 . "$(dirname "$0")/nginx.sh"
 
 FIX=${KBUILD_FIXTURES:-/var/cache/kbuild-fixtures}
-for tool in dpkg-deb apt-ftparchive gpg busybox python3; do
-	if ! command -v "$tool" >/dev/null; then
-		ok "skipped: no $tool (.ci/setup installs it)"
-		finish
-	fi
-done
-if [ "$(id -u)" != 0 ] && ! unshare -Ur true 2>/dev/null; then
-	ok "skipped: no user namespaces here, so no sandbox"
-	finish
-fi
+need_tools dpkg-deb apt-ftparchive gpg busybox python3
+need_sandbox
 
 . "$(dirname "$0")/recipe-env.sh"
 mkdir -p "$T/debsrc/bb/DEBIAN" "$T/debsrc/bb/usr/bin" "$T/debs"
