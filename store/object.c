@@ -104,7 +104,8 @@ static kb_err *check_empty_or_partial(int dirfd, const char *path)
 	struct dirent *de;
 	while (!err && (de = readdir(d))) {
 		const char *n = de->d_name;
-		int ok = !strcmp(n, ".") || !strcmp(n, "..") || !strcmp(n, "lock");
+		int ok = !strcmp(n, ".") || !strcmp(n, "..") || !strcmp(n, "lock") ||
+			 !strncmp(n, "kbuild-store.tmp-", 17);
 		for (size_t i = 0; i < sizeof layout / sizeof *layout; i++)
 			ok |= !strcmp(n, layout[i]);
 		if (!ok)
@@ -116,8 +117,15 @@ static kb_err *check_empty_or_partial(int dirfd, const char *path)
 	return err;
 }
 
-static kb_err *init_store(int dirfd, const char *path)
+static int has_marker(int dirfd)
 {
+	return faccessat(dirfd, "kbuild-store", F_OK, 0) == 0;
+}
+
+static kb_err *init_locked(int dirfd, const char *path)
+{
+	if (has_marker(dirfd)) /* another kbuild made it while we waited */
+		return NULL;
 	kb_err *err = check_empty_or_partial(dirfd, path);
 	if (err)
 		return err;
@@ -132,6 +140,18 @@ static kb_err *init_store(int dirfd, const char *path)
 		return kb_errno(errno, "cannot sync %s", path);
 	/* the marker last: a store without it is re-initialised */
 	return kb_write_file_atomic(dirfd, "kbuild-store", MARKER, strlen(MARKER), 0444);
+}
+
+/* Two kbuilds creating one store at once take turns (flock on the store
+ * directory itself, which nothing else locks): the second finds the marker. */
+static kb_err *init_store(int dirfd, const char *path)
+{
+	while (flock(dirfd, LOCK_EX) < 0)
+		if (errno != EINTR)
+			return kb_errno(errno, "cannot lock %s to create the store", path);
+	kb_err *err = init_locked(dirfd, path);
+	flock(dirfd, LOCK_UN);
+	return err;
 }
 
 static kb_err *opendir_at(int dirfd, const char *store, const char *name, int *fd)

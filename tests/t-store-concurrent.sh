@@ -131,4 +131,23 @@ check "a last gc" kb store gc
 out_has "...removes nothing that a ref reaches" "removed 0 objects"
 check "fsck after it" kb store fsck
 
+# ---- kbuilds that create one new store at once take turns: 30 rounds of
+# ---- 4 adds into a directory that does not exist yet
+bad=0
+for r in $(seq 1 30); do
+	pids=()
+	for w in $(seq 0 $((W - 1))); do
+		"$KBUILD" --store "$T/new$r" store add "$T/in/w$w/t00" >/dev/null 2>"$T/new.err.$w" &
+		pids+=($!)
+	done
+	for w in $(seq 0 $((W - 1))); do
+		if ! wait "${pids[$w]}"; then
+			bad=$((bad + 1))
+			diag_file "$T/new.err.$w"
+		fi
+	done
+	"$KBUILD" --store "$T/new$r" store fsck >/dev/null 2>&1 || bad=$((bad + 1))
+done
+same "4 adds creating one store at once all succeed and leave it fsck-clean, 30 rounds" "$bad" 0
+
 finish
