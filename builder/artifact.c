@@ -119,11 +119,12 @@ typedef struct {
 } vmcheck;
 
 /* a .ko below the output says it is for st->kernel */
-static kb_err *check_vermagic(void *ctx, const char *path, const kb_tree_entry *e)
+static kb_err *check_vermagic(void *ctx, const char *path, int depth, const kb_tree_entry *e)
 {
 	vmcheck *c = ctx;
 	size_t len = strlen(path);
-	if (e->type == KB_ENT_LINK || len < 4 || strcmp(path + len - 3, ".ko"))
+	(void)depth;
+	if (e->type == KB_ENT_LINK || e->type == KB_ENT_DIR || len < 4 || strcmp(path + len - 3, ".ko"))
 		return NULL;
 	int fd;
 	kb_kmod km = {0};
@@ -361,11 +362,12 @@ static void add_pkg(pkgset *p, const kb_hash *h, const char *label)
 }
 
 /* a .deb or .rpm below a step's output */
-static kb_err *tree_pkg(void *ctx, const char *path, const kb_tree_entry *e)
+static kb_err *tree_pkg(void *ctx, const char *path, int depth, const kb_tree_entry *e)
 {
 	pkgset *p = ctx;
 	size_t len = strlen(path);
-	if (e->type != KB_ENT_LINK && len > 4 &&
+	(void)depth;
+	if (e->type != KB_ENT_LINK && e->type != KB_ENT_DIR && len > 4 &&
 	    (!strcmp(path + len - 4, ".deb") || !strcmp(path + len - 4, ".rpm")))
 		add_pkg(p, &e->hash, kb_arena_printf(p->a, "%s/%s", p->step, path));
 	return NULL;

@@ -11,7 +11,6 @@
 #include <unistd.h>
 #include <zstd.h>
 
-#define MAX_DEPTH 64
 #define LINK_MAX_LEN 4095
 
 struct ent {
@@ -25,6 +24,7 @@ struct list {
 	kb_arena *a;
 	struct ent *e;
 	size_t n, cap;
+	size_t dirs[KB_TREE_MAX_DEPTH + 1];
 };
 
 int kb_path_clean(const char *p)
@@ -42,40 +42,29 @@ int kb_path_clean(const char *p)
 	return 0;
 }
 
-static kb_err *walk(kb_store *s, const kb_hash *h, const char *prefix, int depth,
-		    struct list *l, uint32_t *subdirs)
+/* a directory's nlink is 2 plus its subdirectories: dirs[d] is the
+ * index of the directory whose entries are at depth d+1 */
+static kb_err *collect(void *ctx, const char *path, int depth, const kb_tree_entry *te)
 {
-	if (depth > MAX_DEPTH)
-		return kb_errf("directory '%s' is nested more than %d levels deep", prefix,
-			       MAX_DEPTH);
-	kb_tree t;
-	kb_err *err = kb_store_read_tree(s, h, &t);
-	if (err)
-		return kb_err_wrap(err, "cannot read directory '/%s'", prefix);
-	for (size_t i = 0; !err && i < t.n; i++) {
-		const kb_tree_entry *te = &t.e[i];
-		char *path = kb_arena_printf(l->a, "%s%s%.*s", prefix, *prefix ? "/" : "",
-					     (int)te->namelen, te->name);
-		/* the store's tree rules already exclude '/', "." and ".."; a
-		 * newline would still break cpio -t listings and the init */
-		if (memchr(te->name, '\n', te->namelen)) {
-			char *q = kb_quote(path, strlen(path));
-			err = kb_errf("entry '/%s' has a newline in its name; rename it", q);
-			free(q);
-			break;
-		}
-		l->e = kb_arena_grow(l->a, l->e, l->n, &l->cap, sizeof *l->e);
-		size_t idx = l->n++;
-		l->e[idx] = (struct ent){(char)te->type, path, te->hash, 1};
-		if (te->type == KB_ENT_DIR) {
-			uint32_t sub = 0;
-			(*subdirs)++;
-			err = walk(s, &te->hash, path, depth + 1, l, &sub);
-			l->e[idx].nlink = 2 + sub;
-		}
+	struct list *l = ctx;
+	/* the store's tree rules already exclude '/', "." and ".."; a newline
+	 * would still break cpio -t listings and the init */
+	if (memchr(te->name, '\n', te->namelen)) {
+		char *q = kb_quote(path, strlen(path));
+		kb_err *err = kb_errf("entry '/%s' has a newline in its name; rename it", q);
+		free(q);
+		return err;
 	}
-	kb_tree_free(&t);
-	return err;
+	l->e = kb_arena_grow(l->a, l->e, l->n, &l->cap, sizeof *l->e);
+	size_t idx = l->n++;
+	l->e[idx] = (struct ent){(char)te->type, kb_arena_strdup(l->a, path), te->hash, 1};
+	if (te->type == KB_ENT_DIR) {
+		l->e[idx].nlink = 2;
+		if (depth > 0)
+			l->e[l->dirs[depth - 1]].nlink++;
+		l->dirs[depth] = idx;
+	}
+	return NULL;
 }
 
 static int by_path(const void *a, const void *b)
@@ -195,8 +184,7 @@ kb_err *kb_initramfs_write(kb_store *s, kb_txn *t, const kb_hash *tree, int64_t 
 				"(cpio newc has 32-bit times)",
 				(long long)sde);
 	struct list l = {.a = kb_arena_new()};
-	uint32_t top = 0;
-	kb_err *err = walk(s, tree, "", 0, &l, &top);
+	kb_err *err = kb_tree_walk(s, tree, collect, &l);
 	if (err) {
 		kb_arena_free(l.a);
 		return err;

@@ -10,7 +10,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define MAX_DEPTH 256
 #define TARGET_MAX 4095
 
 void kb_pkg_list_free(kb_pkg_list *l)
@@ -45,81 +44,67 @@ static int climbs_out(const char *target, int depth)
 	return 0;
 }
 
-static kb_err *walk(kb_store *s, const kb_hash *h, const char *prefix, int depth,
-		    kb_pkg_list *l)
+struct walk {
+	kb_store *s;
+	kb_pkg_list *l;
+};
+
+static kb_err *collect(void *ctx, const char *path, int depth, const kb_tree_entry *te)
 {
-	if (depth > MAX_DEPTH)
-		return kb_errf("directory '%s' is nested more than %d levels deep", prefix,
-			       MAX_DEPTH);
-	kb_tree t;
-	kb_err *err = kb_store_read_tree(s, h, &t);
-	if (err)
-		return kb_err_wrap(err, "cannot read directory '/%s' of the payload", prefix);
-	for (size_t i = 0; !err && i < t.n; i++) {
-		const kb_tree_entry *te = &t.e[i];
-		for (size_t k = 0; k < te->namelen; k++)
-			if ((unsigned char)te->name[k] < 0x20 || te->name[k] == 0x7f) {
-				char *q = kb_quote(te->name, te->namelen);
-				err = kb_errf("payload entry '/%s%s%s' has a control character in "
-					      "its name, which package file lists cannot hold; "
-					      "rename it",
-					      prefix, *prefix ? "/" : "", q);
-				free(q);
-				break;
-			}
-		if (err)
-			break;
-		char *path = kb_arena_printf(l->a, "%s%s%.*s", prefix, *prefix ? "/" : "",
-					     (int)te->namelen, te->name);
-		kb_pkg_ent *e = add_ent(l);
-		e->type = (char)te->type;
-		e->path = path;
-		e->hash = te->hash;
-		if (te->type == KB_ENT_DIR) {
-			err = walk(s, &te->hash, path, depth + 1, l);
-		} else if (te->type == KB_ENT_LINK) {
-			kb_buf b = {0};
-			if ((err = kb_store_read(s, &te->hash, 1u << 16, &b))) {
-				err = kb_err_wrap(err, "cannot read the target of symlink '/%s'", path);
-			} else if (b.len == 0 || b.len > TARGET_MAX || memchr(b.p, 0, b.len)) {
-				err = kb_errf("symlink '/%s' has %s; a package needs a target of 1 "
-					      "to %d bytes without NUL",
-					      path,
-					      b.len == 0	   ? "an empty target"
-					      : b.len > TARGET_MAX ? "a target that is too long"
-								   : "a NUL byte in its target",
-					      TARGET_MAX);
-			} else if (climbs_out(b.p, depth)) {
-				char *q = kb_quote(b.p, b.len);
-				err = kb_errf("symlink '/%s' -> '%s' climbs above '/' of the "
-					      "installed system; make the target absolute, or "
-					      "relative from the link's directory",
-					      path, q);
-				free(q);
-			} else {
-				e->target = kb_arena_strndup(l->a, b.p, b.len);
-				e->size = b.len;
-			}
-			kb_buf_free(&b);
-		} else {
-			int fd;
-			struct stat st;
-			if ((err = kb_store_open_object(s, &te->hash, &fd))) {
-				err = kb_err_wrap(err, "cannot open the content of '/%s'", path);
-			} else {
-				if (fstat(fd, &st) < 0)
-					err = kb_errno(errno, "cannot stat the content of '/%s'", path);
-				else if ((uint64_t)st.st_size >= (1ull << 32))
-					err = kb_errf("file '/%s' is 4 GiB or more, which a package "
-						      "payload cannot hold here",
-						      path);
-				else
-					e->size = (uint64_t)st.st_size;
-				close(fd);
-			}
+	struct walk *w = ctx;
+	for (size_t k = 0; k < te->namelen; k++)
+		if ((unsigned char)te->name[k] < 0x20 || te->name[k] == 0x7f) {
+			char *q = kb_quote(path, strlen(path));
+			kb_err *err = kb_errf("payload entry '/%s' has a control character in its "
+					      "name, which package file lists cannot hold; rename it",
+					      q);
+			free(q);
+			return err;
 		}
+	kb_pkg_ent *e = add_ent(w->l);
+	e->type = (char)te->type;
+	e->path = kb_arena_strdup(w->l->a, path);
+	e->hash = te->hash;
+	kb_err *err = NULL;
+	if (te->type == KB_ENT_LINK) {
+		kb_buf b = {0};
+		if ((err = kb_store_read(w->s, &te->hash, 1u << 16, &b))) {
+			err = kb_err_wrap(err, "cannot read the target of symlink '/%s'", path);
+		} else if (b.len == 0 || b.len > TARGET_MAX || memchr(b.p, 0, b.len)) {
+			err = kb_errf("symlink '/%s' has %s; a package needs a target of 1 to %d "
+				      "bytes without NUL",
+				      path,
+				      b.len == 0	   ? "an empty target"
+				      : b.len > TARGET_MAX ? "a target that is too long"
+							   : "a NUL byte in its target",
+				      TARGET_MAX);
+		} else if (climbs_out(b.p, depth)) {
+			char *q = kb_quote(b.p, b.len);
+			err = kb_errf("symlink '/%s' -> '%s' climbs above '/' of the installed "
+				      "system; make the target absolute, or relative from the "
+				      "link's directory",
+				      path, q);
+			free(q);
+		} else {
+			e->target = kb_arena_strndup(w->l->a, b.p, b.len);
+			e->size = b.len;
+		}
+		kb_buf_free(&b);
+	} else if (te->type != KB_ENT_DIR) {
+		int fd;
+		struct stat st;
+		if ((err = kb_store_open_object(w->s, &te->hash, &fd)))
+			return kb_err_wrap(err, "cannot open the content of '/%s'", path);
+		if (fstat(fd, &st) < 0)
+			err = kb_errno(errno, "cannot stat the content of '/%s'", path);
+		else if ((uint64_t)st.st_size >= (1ull << 32))
+			err = kb_errf("file '/%s' is 4 GiB or more, which a package payload "
+				      "cannot hold here",
+				      path);
+		else
+			e->size = (uint64_t)st.st_size;
+		close(fd);
 	}
-	kb_tree_free(&t);
 	return err;
 }
 
@@ -139,7 +124,8 @@ kb_err *kb_pkg_walk(kb_store *s, const kb_hash *tree, kb_pkg_list *out)
 	root->type = 'd';
 	root->path = "";
 	root->hash = *tree;
-	kb_err *err = walk(s, tree, "", 0, out);
+	struct walk w = {s, out};
+	kb_err *err = kb_tree_walk(s, tree, collect, &w);
 	if (err) {
 		kb_pkg_list_free(out);
 		return kb_err_wrap(err, "payload tree %s", hex);

@@ -92,10 +92,13 @@ KB_MUST kb_err *kb_tree_decode(const char *p, size_t n, kb_tree *out);
 KB_MUST kb_err *kb_store_read_tree(kb_store *s, const kb_hash *h, kb_tree *out);
 void kb_tree_free(kb_tree *t);
 kb_objtype kb_enttype_objtype(kb_enttype t);
-/* Calls fn for every file, executable and symlink below tree, depth first
- * in sorted order, with its path below tree ("a/b/c"); stops at the first
- * error fn returns. */
-typedef kb_err *(*kb_tree_fn)(void *ctx, const char *path, const kb_tree_entry *e);
+/* Calls fn for every entry below tree, depth first in sorted order, a
+ * directory before what it holds, with its path below tree ("a/b/c") and
+ * its depth (0: an entry of tree itself); stops at the first error fn
+ * returns. A tree nested deeper than KB_TREE_MAX_DEPTH is refused (a
+ * bundle could hold one deep enough to exhaust the stack). */
+#define KB_TREE_MAX_DEPTH 256
+typedef kb_err *(*kb_tree_fn)(void *ctx, const char *path, int depth, const kb_tree_entry *e);
 KB_MUST kb_err *kb_tree_walk(kb_store *s, const kb_hash *tree, kb_tree_fn fn, void *ctx);
 
 /* ---- writing: transactions ---- */

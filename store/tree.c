@@ -145,10 +145,16 @@ kb_err *kb_txn_add_tree(kb_txn *t, kb_tree_entry *e, size_t n, kb_hash *out)
 	return err;
 }
 
-static kb_err *walk(kb_store *s, const kb_hash *tree, kb_buf *path, kb_tree_fn fn, void *ctx)
+static kb_err *walk(kb_store *s, const kb_hash *tree, kb_buf *path, int depth, kb_tree_fn fn,
+		    void *ctx)
 {
+	if (depth > KB_TREE_MAX_DEPTH)
+		return kb_errf("directory '/%s' is nested more than %d levels deep", path->p,
+			       KB_TREE_MAX_DEPTH);
 	kb_tree t = {0};
 	kb_err *err = kb_store_read_tree(s, tree, &t);
+	if (err)
+		return kb_err_wrap(err, "cannot read directory '/%s'", depth ? path->p : "");
 	size_t base = path->len;
 	for (size_t i = 0; !err && i < t.n; i++) {
 		const kb_tree_entry *e = &t.e[i];
@@ -158,7 +164,9 @@ static kb_err *walk(kb_store *s, const kb_hash *tree, kb_buf *path, kb_tree_fn f
 		kb_buf_add(path, e->name, e->namelen);
 		kb_buf_addc(path, 0);
 		path->len--;
-		err = e->type == KB_ENT_DIR ? walk(s, &e->hash, path, fn, ctx) : fn(ctx, path->p, e);
+		err = fn(ctx, path->p, depth, e);
+		if (!err && e->type == KB_ENT_DIR)
+			err = walk(s, &e->hash, path, depth + 1, fn, ctx);
 	}
 	path->len = base;
 	kb_tree_free(&t);
@@ -168,7 +176,7 @@ static kb_err *walk(kb_store *s, const kb_hash *tree, kb_buf *path, kb_tree_fn f
 kb_err *kb_tree_walk(kb_store *s, const kb_hash *tree, kb_tree_fn fn, void *ctx)
 {
 	kb_buf path = {0};
-	kb_err *err = walk(s, tree, &path, fn, ctx);
+	kb_err *err = walk(s, tree, &path, 0, fn, ctx);
 	kb_buf_free(&path);
 	return err;
 }

@@ -68,6 +68,7 @@ d = open(sys.argv[1], "rb").read()
 o = 0
 bad = []
 inos = []
+ents = {}
 while True:
     h = d[o:o + 110]
     assert h[:6] == b"070701", h[:6]
@@ -82,11 +83,27 @@ while True:
     inos.append(ino)
     if uid or gid or mtime != int(sys.argv[2]):
         bad.append(name)
+    ents[name] = (mode, nlink)
+# a directory's link count is 2 plus its subdirectories, as on a disk
+isdir = lambda m: m & 0o170000 == 0o040000
+for n, (mode, nlink) in ents.items():
+    if isdir(mode):
+        sub = sum(1 for k, (m, _) in ents.items() if isdir(m) and k.rpartition("/")[0] == n)
+        if nlink != 2 + sub:
+            bad.append(n)
 print("bad", len(bad), "inos", inos == list(range(1, len(inos) + 1)))
 EOF
-same "every entry has owner 0 and the epoch, inodes count from 1" "$(cat "$W/hdrs")" "bad 0 inos True"
+same "every entry has owner 0, the epoch and its link count, inodes count from 1" "$(cat "$W/hdrs")" "bad 0 inos True"
 (cd / && umask 077 && TZ=Asia/Kolkata kb initramfs write "$IT" >"$W/again")
 same "written again (other cwd, TZ, umask): the same blob" "$(cat "$W/again")" "$IH"
+mkdir -p "$W/nl/dir"$'\n'"x"
+check "a tree with a newline in a name" kb store add "$W/nl"
+expect_fail 1 "...is refused by initramfs write" kb initramfs write "$(cat "$OUT")"
+err_has "...naming the entry" "has a newline in its name"
+python3 -c 'import os, sys; os.makedirs(os.path.join(sys.argv[1], *["d"] * 300))' "$W/deep"
+check "a tree 300 directories deep" kb store add "$W/deep"
+expect_fail 1 "...is refused by initramfs write" kb initramfs write "$(cat "$OUT")"
+err_has "...saying how deep it may be" "nested more than 256 levels deep"
 echo hi >"$W/hi"
 for p in ../etc/x /etc/x a/../b ./x a//b; do
 	expect_fail 1 "an entry at '$p' is refused" kb initramfs assemble --busybox "$BB" --add "$p=$W/hi"

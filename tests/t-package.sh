@@ -279,6 +279,9 @@ BAD=$T/bad.out
 mkdir -p "$T/esc/usr"
 ln -s ../../../etc/passwd "$T/esc/usr/x"
 ESC=$(kb store add "$T/esc")
+mkdir -p "$T/ctl/usr/share"
+: >"$T/ctl/usr/share/tab"$'\t'"name"
+CTL=$(kb store add "$T/ctl")
 BLOB=$(kb store add "$P/usr/bin/hello")
 for fmt in deb rpm; do
 	if [ $fmt = deb ]; then args=("${deb_args[@]}"); else args=("${rpm_args[@]}"); fi
@@ -302,6 +305,8 @@ for fmt in deb rpm; do
 	err_has "$fmt: bad name named" "name 'hello world' is not"
 	expect_fail 1 "$fmt: a symlink climbing above /" kb package $fmt "${noname[@]}" --name hello -o "$BAD" "$ESC"
 	err_has "$fmt: escaping link named" "/usr/x" "climbs above '/'"
+	expect_fail 1 "$fmt: a name with a tab" kb package $fmt "${noname[@]}" --name hello -o "$BAD" "$CTL"
+	err_has "$fmt: ...named, as a control character" "/usr/share/tab" "control character"
 	expect_fail 1 "$fmt: --kmod for a kernel the tree has no module for" kb package $fmt "${args[@]}" \
 		--kmod 9.9.9-other -o "$BAD" "$TREE"
 	err_has "$fmt: missing modules named" "no module (.ko file) below /lib/modules/9.9.9-other/"

@@ -123,10 +123,11 @@ typedef struct {
 } filelist;
 
 /* a regular file below a step's output, as {step, path, sha256, size, executable} */
-static kb_err *list_file(void *ctx, const char *path, const kb_tree_entry *e)
+static kb_err *list_file(void *ctx, const char *path, int depth, const kb_tree_entry *e)
 {
 	filelist *l = ctx;
-	if (e->type == KB_ENT_LINK)
+	(void)depth;
+	if (e->type == KB_ENT_LINK || e->type == KB_ENT_DIR)
 		return NULL;
 	int fd;
 	struct stat st;
