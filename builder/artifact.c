@@ -19,8 +19,7 @@
 
 static kb_err *step_err(const kb_step *st, kb_err *err)
 {
-	return kb_err_wrap(err, "step '%s' (%s:%d:%d)", st->name, st->pos.file, st->pos.line,
-			   st->pos.col);
+	return kb_err_wrap(err, "step '%s' (" KB_POS_FMT ")", st->name, KB_POS_ARGS(st->pos));
 }
 
 /* the entry at path (a/b/c) below tree; found=0 when absent */

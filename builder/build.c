@@ -46,8 +46,8 @@ static kb_err *make_root(kb_store *s, const kb_recipe *r, const kb_lock *l, kb_a
 	if (!err)
 		err = kb_rootfs_build(s, pkgs, labels, n, 0, &x->result.hash, &cached, &st);
 	if (err)
-		err = kb_err_wrap(err, "buildroot '%s' (%s:%d:%d)", in->name, in->pos.file,
-				  in->pos.line, in->pos.col);
+		err = kb_err_wrap(err, "buildroot '%s' (" KB_POS_FMT ")", in->name,
+				  KB_POS_ARGS(in->pos));
 	else if (cached)
 		kb_debug("buildroot %s: cached (%zu packages)", in->name, n);
 	else
@@ -289,9 +289,10 @@ static kb_err *check_step(kb_store *s, const kb_recipe *r, kb_step_run *x, const
 	if (!err)
 		err = first_diff(s, &first->hash, &second.hash, "", &where, &what);
 	if (!err)
-		err = kb_errf("step '%s' (%s:%d:%d) is not reproducible: %s %s; the two outputs are "
-			      "refs %s and %s (kbuild store checkout REF DIR, then compare)",
-			      x->st->name, x->st->pos.file, x->st->pos.line, x->st->pos.col,
+		err = kb_errf("step '%s' (" KB_POS_FMT ") is not reproducible: %s %s; the two "
+			      "outputs are refs %s and %s (kbuild store checkout REF DIR, then "
+			      "compare)",
+			      x->st->name, KB_POS_ARGS(x->st->pos),
 			      where ? where : "(the top)", what ? what : "differs", ra, rb);
 	free(where);
 	free(what);

@@ -21,8 +21,7 @@ static const char *hex_of(kb_arena *a, const kb_hash *h)
 
 static const char *label(kb_arena *a, const kb_input *in)
 {
-	return kb_arena_printf(a, "input '%s' (%s:%d:%d)", in->name, in->pos.file, in->pos.line,
-			       in->pos.col);
+	return kb_arena_printf(a, "input '%s' (" KB_POS_FMT ")", in->name, KB_POS_ARGS(in->pos));
 }
 
 static int same(const char *a, const char *b) { return a && b && !strcmp(a, b); }
@@ -102,8 +101,8 @@ kb_err *kb_lock_check(const kb_recipe *r, const kb_lock *l)
 		const kb_input *in = &r->in[i];
 		const char *m = mismatch(a, in, kb_lock_find(l, kb_inkind_name(in->kind), in->name));
 		if (m) {
-			kb_buf_addf(&why, "\n  %s:%d:%d: input '%s': %s", in->pos.file, in->pos.line,
-				    in->pos.col, in->name, m);
+			kb_buf_addf(&why, "\n  " KB_POS_FMT ": input '%s': %s", KB_POS_ARGS(in->pos),
+				    in->name, m);
 			problems++;
 		}
 	}
@@ -279,8 +278,8 @@ static kb_err *resolve_buildroot(kb_store *s, const kb_recipe *r, const kb_fetch
 		kb_info("buildroot %s: %zu packages", in->name, res->npkgs);
 		err = kb_mirror_download(s, defs, in->nupstreams, res->pkgs, res->npkgs, fo);
 	}
-	return err ? kb_err_wrap(err, "buildroot '%s' (%s:%d:%d)", in->name, in->pos.file,
-				 in->pos.line, in->pos.col)
+	return err ? kb_err_wrap(err, "buildroot '%s' (" KB_POS_FMT ")", in->name,
+				 KB_POS_ARGS(in->pos))
 		   : NULL;
 }
 

@@ -408,8 +408,9 @@ static kb_err *claim_name(ctx *c, const kb_node *b, const char *name, void ***sl
 		return NULL;
 	uintptr_t v = (uintptr_t)**slot;
 	kb_pos o = v & 1 ? c->r->steps[(v >> 1) - 1].pos : c->r->in[(v >> 1) - 1].pos;
-	return kb_pos_err(b->pos, "'%s' is already defined at %s:%d:%d; give this one another name",
-			  name, o.file, o.line, o.col);
+	return kb_pos_err(b->pos, "'%s' is already defined at " KB_POS_FMT "; give this one "
+				  "another name",
+			  name, KB_POS_ARGS(o));
 }
 
 static const char **strlist(ctx *c, const attrs *at, int j, size_t *n);
@@ -718,9 +719,8 @@ static kb_err *add_upstream(ctx *c, const scope *sc, const kb_node *b, const cha
 					  "signature (or require_signature = false)", what);
 	for (size_t i = 0; i < c->r->nup; i++)
 		if (!strcmp(c->r->up[i].name, name))
-			return kb_pos_err(b->pos, "upstream '%s' is already defined at %s:%d:%d", name,
-					  c->r->up[i].pos.file, c->r->up[i].pos.line,
-					  c->r->up[i].pos.col);
+			return kb_pos_err(b->pos, "upstream '%s' is already defined at " KB_POS_FMT,
+					  name, KB_POS_ARGS(c->r->up[i].pos));
 	c->r->up = kb_arena_grow(c->a, c->r->up, c->r->nup, &c->up_cap, sizeof *c->r->up);
 	c->r->up[c->r->nup++] = u;
 	return NULL;
@@ -749,6 +749,30 @@ static kb_err *label_of(ctx *c, const scope *sc, const kb_node *b, const char **
 
 static kb_err *items(ctx *c, scope *sc, const kb_node *it, size_t n, int toplevel,
 		     const char *basedir);
+
+static void add_via(ctx *c, kb_pos *p, const char *link)
+{
+	p->via = p->via ? kb_arena_printf(c->a, "%s, %s", p->via, link) : link;
+}
+
+/* What this use made keeps where it was used; a use inside a template
+ * appends its own site when that template's use returns. */
+static void mark_use(ctx *c, kb_pos at, const char *name, size_t nin, size_t nsteps, size_t nup)
+{
+	const char *link = kb_arena_printf(c->a, "in use \"%s\" at %s:%d:%d", name, at.file,
+					   at.line, at.col);
+	for (size_t i = nin; i < c->r->nin; i++)
+		add_via(c, &c->r->in[i].pos, link);
+	for (size_t i = nup; i < c->r->nup; i++)
+		add_via(c, &c->r->up[i].pos, link);
+	for (size_t i = nsteps; i < c->r->nsteps; i++) {
+		kb_step *st = &c->r->steps[i];
+		add_via(c, &st->pos, link);
+		add_via(c, &st->root_pos, link);
+		for (size_t k = 0; k < st->ninputs; k++)
+			add_via(c, &st->input_pos[k], link);
+	}
+}
 
 static kb_err *use_template(ctx *c, scope *sc, const kb_node *b, const char *basedir)
 {
@@ -804,10 +828,13 @@ static kb_err *use_template(ctx *c, scope *sc, const kb_node *b, const char *bas
 		if ((err = eval(c, &inner, p->val, &v)) || (err = bind(c, &inner, p->word, p->pos, &v)))
 			return err;
 	}
+	size_t nin = c->r->nin, nsteps = c->r->nsteps, nup = c->r->nup;
 	err = items(c, &inner, t->node->kids, t->node->nkids, 0, basedir);
 	if (err)
 		err = kb_err_wrap(err, "%s:%d:%d: in use \"%s\"", b->pos.file, b->pos.line, b->pos.col,
 				  name.s);
+	else
+		mark_use(c, b->pos, name.s, nin, nsteps, nup);
 	c->use_depth--;
 	return err;
 }

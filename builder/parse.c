@@ -23,7 +23,7 @@ kb_err *kb_pos_err(kb_pos p, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	return kb_errf("%s:%d:%d: %s", p.file, p.line, p.col, msg);
+	return kb_errf(KB_POS_FMT ": %s", KB_POS_ARGS(p), msg);
 }
 
 typedef enum { T_EOF, T_IDENT, T_STRING, T_NUMBER, T_LBRACE, T_RBRACE, T_LBRACK,
@@ -52,7 +52,7 @@ static const char *tname(ttype t)
 	return n[t];
 }
 
-static kb_pos here(const parser *P) { return (kb_pos){P->file, P->line, P->col}; }
+static kb_pos here(const parser *P) { return (kb_pos){.file = P->file, .line = P->line, .col = P->col}; }
 
 static void adv(parser *P)
 {

@@ -9,7 +9,17 @@
 typedef struct {
 	const char *file; /* as shown to users, e.g. recipes/x.recipe */
 	int line, col;
+	/* for inputs and steps a template made: 'in use "T" at FILE:L:C',
+	 * innermost use first, so an error at build time names the use
+	 * site too; NULL otherwise */
+	const char *via;
 } kb_pos;
+
+/* printf a kb_pos: "file:line:col" or "file:line:col (in use ...)" */
+#define KB_POS_FMT "%s:%d:%d%s%s%s"
+#define KB_POS_ARGS(p)                                                                   \
+	(p).file, (p).line, (p).col, (p).via ? " (" : "", (p).via ? (p).via : "",          \
+		(p).via ? ")" : ""
 
 /* "file:line:col: message" */
 kb_err *kb_pos_err(kb_pos p, const char *fmt, ...) KB_PRINTF(2, 3);

@@ -20,8 +20,7 @@
 
 static const char *where(kb_arena *a, const kb_step *st)
 {
-	return kb_arena_printf(a, "step '%s' (%s:%d:%d)", st->name, st->pos.file, st->pos.line,
-			       st->pos.col);
+	return kb_arena_printf(a, "step '%s' (" KB_POS_FMT ")", st->name, KB_POS_ARGS(st->pos));
 }
 
 /* the last n lines of the log, indented */
@@ -132,10 +131,9 @@ kb_err *kb_step_exec(kb_store *s, const kb_step_run *x, kb_oid *out)
 		if (err && err->code == KB_SANDBOX_ENOENT) {
 			const kb_input *root = kb_recipe_input(x->r, st->root);
 			kb_err_free(err);
-			err = kb_errf("%s: '%s' is not in build root '%s' (%s:%d:%d); add the "
-				      "package that has it to the buildroot's packages", me,
-				      st->argv[0], st->root, root->pos.file, root->pos.line,
-				      root->pos.col);
+			err = kb_errf("%s: '%s' is not in build root '%s' (" KB_POS_FMT "); add "
+				      "the package that has it to the buildroot's packages",
+				      me, st->argv[0], st->root, KB_POS_ARGS(root->pos));
 		} else if (err)
 			err = kb_err_wrap(err, "%s", me);
 		else if (status)

@@ -158,6 +158,16 @@ REC
 badcase bad13 "a private key as a key input" "input 'k' (recipes/bad13.recipe:1:1)" "is a private key" <<'REC'
 key "k" { path = "../keys/private.pem" }
 REC
+# checked once every template is expanded: the error names the block in
+# the template and every use that led to it, innermost first
+badcase bad14 "a step in a template used by a template, on a root that does not exist" \
+	"recipes/bad14.recipe:2:26 (in use \"t\" at recipes/bad14.recipe:4:3, in use \"outer\" at recipes/bad14.recipe:5:1): step 's-x': root 'none' is not a buildroot" <<'REC'
+template "t" { param n
+  step "s-${n}" { root = "none" command = ["true"] source_date_epoch = 1 } }
+template "outer" {
+  use "t" { n = "x" } }
+use "outer" { }
+REC
 python3 -c '
 print("let a0 = \"xx\"")
 for i in range(1, 27): print("let a%d = \"${a%d}${a%d}\"" % (i, i - 1, i - 1))
