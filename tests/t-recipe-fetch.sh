@@ -47,6 +47,26 @@ out_has "url blob and git tree in the result" "f $(sha "$W/src.tar") src" "d " "
 check "checkout of the git input" kb store checkout "$result" "$T/co"
 truth "the git input keeps its executable" test -x "$T/co/code/run.sh"
 
+# three runs at once, into a new store through a new cache: one creates the
+# store and the git mirror while the others wait their turn
+pids=()
+for i in 1 2 3; do
+	XDG_CACHE_HOME=$T/cache-par "$KBUILD" --store "$T/par" recipe remote \
+		>"$T/par$i.out" 2>"$T/par$i.err" &
+	pids+=($!)
+	bg_track $!
+done
+bad=0
+for i in 1 2 3; do
+	if ! wait "${pids[$((i - 1))]}"; then
+		bad=$((bad + 1))
+		diag_file "$T/par$i.err"
+	fi
+done
+same "three runs at once into a new store all succeed" "$bad" 0
+same "... with the first run's result" "$(sort -u "$T"/par[123].out)" "$result"
+check "... and leave the store fsck-clean" kb --store "$T/par" store fsck
+
 nginx_stop
 mv "$G" "$G.gone"
 check "second run with the server and the repository gone" kb recipe remote
