@@ -1008,7 +1008,18 @@ kb_err *kb_sandbox_run(const kb_sandbox_spec *s, int *status)
 
 	kb_buf b = {0};
 	char chunk[4096];
+	int64_t start = now_ms(), next = s->progress_ms ? start + s->progress_ms : INT64_MAX;
 	for (;;) {
+		if (next != INT64_MAX) {
+			int64_t now = now_ms();
+			if (now >= next) {
+				s->progress(s->progress_ctx, (double)(now - start) / 1000);
+				next = now + s->progress_ms;
+			}
+			struct pollfd pf = {rep[0], POLLIN, 0};
+			if (poll(&pf, 1, (int)(next - now_ms() > 0 ? next - now_ms() : 0)) == 0)
+				continue;
+		}
 		ssize_t n = read(rep[0], chunk, sizeof chunk);
 		if (n < 0 && errno == EINTR)
 			continue;

@@ -86,6 +86,11 @@ typedef struct {
 	uint64_t max_output_bytes; /* 0: none */
 	int log_fd;               /* the command's stdout */
 	int err_fd;               /* its stderr; -1: log_fd */
+	/* called every progress_ms while the command runs (0: never), in
+	 * the calling process, with the seconds since it started */
+	void (*progress)(void *ctx, double seconds);
+	void *progress_ctx;
+	unsigned progress_ms;
 } kb_sandbox_spec;
 
 /* Runs the step and waits for it. *status: the command's exit status, or

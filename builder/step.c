@@ -17,14 +17,15 @@
 #include <unistd.h>
 
 #define LOG_TAIL 20
+#define PROGRESS_LINE 100
 
 static const char *where(kb_arena *a, const kb_step *st)
 {
 	return kb_arena_printf(a, "step '%s' (" KB_POS_FMT ")", st->name, KB_POS_ARGS(st->pos));
 }
 
-/* the last n lines of the log, indented */
-static char *log_tail(const char *path, int n)
+/* the last n lines of the log, each after prefix and made printable */
+static char *log_tail(const char *path, int n, const char *prefix)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -36,7 +37,7 @@ static char *log_tail(const char *path, int n)
 	ssize_t got = pread(fd, buf, sizeof buf, from);
 	close(fd);
 	if (got <= 0)
-		return kb_strdup("    (the log is empty)\n");
+		return kb_asprintf("%s(the log is empty)\n", prefix);
 	size_t len = (size_t)got;
 	if (buf[len - 1] == '\n')
 		len--;
@@ -47,12 +48,35 @@ static char *log_tail(const char *path, int n)
 	for (size_t i = start; i < len;) {
 		const char *nl = memchr(buf + i, '\n', len - i);
 		size_t e = nl ? (size_t)(nl - buf) : len;
-		kb_buf_adds(&b, "    | ");
-		kb_buf_add(&b, buf + i, e - i);
+		kb_buf_adds(&b, prefix);
+		for (size_t k = i; k < e; k++) /* a log may hold terminal escapes */
+			kb_buf_addc(&b, (unsigned char)buf[k] < 0x20 && buf[k] != '\t' ? '?' : buf[k]);
 		kb_buf_addc(&b, '\n');
 		i = e + 1;
 	}
 	return kb_buf_steal(&b);
+}
+
+struct progress {
+	const char *step, *logpath;
+};
+
+/* a long step (OpenZFS: minutes) says that it lives and what it does */
+static void progress(void *ctx, double seconds)
+{
+	const struct progress *p = ctx;
+	char *last = log_tail(p->logpath, 1, "");
+	size_t n = strcspn(last, "\n");
+	kb_info("step %s: running for %.0f s; log: %.*s%s", p->step, seconds,
+		n > PROGRESS_LINE ? PROGRESS_LINE : (int)n, last, n > PROGRESS_LINE ? "..." : "");
+	free(last);
+}
+
+static unsigned progress_ms(void)
+{
+	const char *e = getenv("KBUILD_PROGRESS_MS"); /* tests make it short */
+	long v = e && *e ? strtol(e, NULL, 10) : 0;
+	return v > 0 && v < 3600000 ? (unsigned)v : 30000;
 }
 
 static kb_err *mkdirs(const char *base, const char *const *names, size_t n)
@@ -124,6 +148,9 @@ kb_err *kb_step_exec(kb_store *s, const kb_step_run *x, kb_oid *out)
 		.max_output_bytes = st->max_output,
 		.log_fd = logfd,
 		.err_fd = -1,
+		.progress = progress,
+		.progress_ctx = &(struct progress){st->name, x->logpath},
+		.progress_ms = progress_ms(),
 	};
 	int status = 0;
 	if (!err) {
@@ -141,7 +168,7 @@ kb_err *kb_step_exec(kb_store *s, const kb_step_run *x, kb_oid *out)
 									  : "exit status",
 				      status > 128 ? status - 128 : status);
 		if (err) {
-			char *tail = log_tail(x->logpath, LOG_TAIL);
+			char *tail = log_tail(x->logpath, LOG_TAIL, "    | ");
 			kb_err *full = kb_errf("%s\n  last lines of its log:\n%s  full log: %s",
 					       err->msg, tail, x->logpath);
 			kb_err_free(err);

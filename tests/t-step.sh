@@ -150,6 +150,19 @@ kb lock t >/dev/null 2>&1
 expect_fail 1 "a step over its time limit" kb recipe t
 err_has "... says so" "step 'slow'" "time limit"
 
+cat >recipes/p.recipe <<'EOF'
+include "base.inc"
+step "talk" {
+    root = "bb"
+    script = "echo line-1; sleep 1; printf 'line-2 \\033[31mred\\n'; sleep 1.5; echo done > /out/x"
+    source_date_epoch = 1
+}
+EOF
+kb lock p >/dev/null 2>&1
+KBUILD_PROGRESS_MS=400 check "a step that runs a while" kb recipe p
+err_has "... says every interval how long it has run and its log's last line" \
+	"step talk: running for 0 s; log: line-1" "step talk: running for 2 s; log: line-2 ?[31mred"
+
 # ---- bad recipes: refused at load, naming the line ----
 bad() { # DESC EXPECTED < RECIPE
 	cat >recipes/bad.recipe
