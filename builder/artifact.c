@@ -481,7 +481,8 @@ static kb_err *do_iso(kb_store *s, const kb_step *st, const kb_oid *in, kb_txn *
 		return err;
 	kb_iso_spec is = {.kernel = kernel->hash, .initramfs = initramfs, .grub_root = grub->hash,
 			  .require = st->load, .nrequire = st->nload, .volid = st->volid,
-			  .cmdline = st->cmdline, .sde = st->epoch};
+			  .cmdline = st->cmdline, .secure_boot = st->secure_boot,
+			  .sde = st->epoch};
 	if (site) {
 		is.darksite = site->hash;
 		is.has_darksite = 1;

@@ -786,6 +786,8 @@ void kb_step_def(const kb_step *st, kb_buf *def)
 		opt(def, in[i], is[i]);
 	for (size_t i = 0; i < st->nload; i++)
 		quoted(def, "load", st->load[i]);
+	if (st->secure_boot) /* only when set: older run keys stay valid */
+		kb_buf_adds(def, "secure-boot\n");
 	const char *f[] = {st->pkgname, st->version, st->release, st->arch, st->maintainer,
 			   st->summary, st->description, st->license, st->url, st->section,
 			   st->priority, st->group, st->kmod, st->postinst, st->postrm};

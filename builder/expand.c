@@ -221,6 +221,7 @@ static const keyspec iso_keys[] = {
 	{"darksite", KB_V_STR, 0, "\"<a darksite step>\""},
 	{"volid", KB_V_STR, 0, "\"KBUILD\""},
 	{"cmdline", KB_V_STR, 0, "\"quiet\""},
+	{"secure_boot", KB_V_BOOL, 0, "true"},
 	{0}};
 static const keyspec pkg_keys[] = {
 	{"tree", KB_V_STR, 1, "\"<a step whose output is the payload>\""},
@@ -657,7 +658,7 @@ static kb_err *add_iso(ctx *c, const scope *sc, const kb_node *b, const char *na
 	kb_step st = {.kind = KB_STEP_ISO, .name = name, .pos = b->pos, .kernel_pkg = at.v[0].s,
 		      .busybox = at.v[1].s, .grub = at.v[2].s, .epoch = at.v[3].num,
 		      .modules = str_at(&at, 4), .darksite = str_at(&at, 6), .volid = str_at(&at, 7),
-		      .cmdline = str_at(&at, 8)};
+		      .cmdline = str_at(&at, 8), .secure_boot = at.set[9] && at.v[9].num};
 	st.load = strlist(c, &at, 5, &st.nload);
 	static const int keys[] = {0, 1, 2, 4, 6};
 	st.inputs = kb_arena_alloc(c->a, 5 * sizeof *st.inputs);

@@ -90,6 +90,14 @@ static kb_err *add_file(kb_txn *t, const char *path, kb_hash *out)
 	return err;
 }
 
+char *kb_grub_early_cfg(const char *label)
+{
+	return kb_asprintf("search --no-floppy --set=root --label %s\n"
+			   "set prefix=($root)/boot/grub\n"
+			   "configfile ($root)/boot/grub/grub.cfg\n",
+			   label);
+}
+
 kb_err *kb_grub_images(kb_store *s, kb_txn *t, const kb_hash *root, const char *label,
 		       int64_t sde, kb_hash *bios, kb_hash *efi)
 {
@@ -106,10 +114,7 @@ kb_err *kb_grub_images(kb_store *s, kb_txn *t, const kb_hash *root, const char *
 	if (!err && (mkdir(cfg, 0755) < 0 || mkdir(odir, 0755) < 0))
 		err = kb_errno(errno, "cannot make directories in %s", wd);
 	if (!err) {
-		char *early = kb_asprintf("search --no-floppy --set=root --label %s\n"
-					  "set prefix=($root)/boot/grub\n"
-					  "configfile ($root)/boot/grub/grub.cfg\n",
-					  label);
+		char *early = kb_grub_early_cfg(label);
 		int cfd = open(cfg, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		err = cfd < 0 ? kb_errno(errno, "cannot open %s", cfg)
 			      : kb_write_file_atomic(cfd, "early.cfg", early, strlen(early), 0644);
@@ -120,7 +125,7 @@ kb_err *kb_grub_images(kb_store *s, kb_txn *t, const kb_hash *root, const char *
 	if (!err)
 		err = mkimage(rdir, wd, "i386-pc-eltorito", "/usr/lib/grub/i386-pc", "biosdisk",
 			      "/out/eltorito.img", sde);
-	if (!err)
+	if (!err && efi)
 		err = mkimage(rdir, wd, "x86_64-efi", "/usr/lib/grub/x86_64-efi",
 			      "part_gpt part_msdos efi_gop all_video", "/out/bootx64.efi", sde);
 	char *p = kb_asprintf("%s/eltorito.img", odir);
@@ -128,7 +133,7 @@ kb_err *kb_grub_images(kb_store *s, kb_txn *t, const kb_hash *root, const char *
 		err = add_file(t, p, bios);
 	free(p);
 	p = kb_asprintf("%s/bootx64.efi", odir);
-	if (!err)
+	if (!err && efi)
 		err = add_file(t, p, efi);
 	free(p);
 	free(rdir);

@@ -111,10 +111,13 @@ KB_MUST kb_err *kb_fat_write(const kb_fat_file *f, size_t n, int64_t sde, uint32
 			     const char *label, int fd);
 
 /* ---- GRUB images (grubimg.c) ---- */
+/* The early config: find the file system labelled label (the ISO's
+ * volume id), then read /boot/grub/grub.cfg from it. */
+char *kb_grub_early_cfg(const char *label);
 /* Runs grub-mkimage from the build root tree (grub-common, grub-pc-bin,
  * grub-efi-amd64-bin) in the sandbox: the i386-pc El Torito image and
- * BOOTX64.EFI, each with an early config that finds the ISO by its
- * volume label and reads /boot/grub/grub.cfg from it. Blobs in t. */
+ * (unless efi is NULL) BOOTX64.EFI, each with the early config built in.
+ * Blobs in t. */
 KB_MUST kb_err *kb_grub_images(kb_store *s, kb_txn *t, const kb_hash *root, const char *label,
 			       int64_t sde, kb_hash *bios, kb_hash *efi);
 
@@ -129,6 +132,10 @@ typedef struct {
 	size_t nrequire;
 	const char *volid;   /* NULL: "KBUILD" */
 	const char *cmdline; /* extra kernel arguments, or NULL */
+	/* UEFI boots through the grub root's shim and GRUB signed for Secure
+	 * Boot (Debian's shim-signed, grub-efi-amd64-signed) instead of a
+	 * GRUB made here, which no firmware would trust */
+	int secure_boot;
 	int64_t sde;
 } kb_iso_spec;
 

@@ -56,6 +56,11 @@ int kb_iso_help(FILE *out)
 		"  --module NAME        the initramfs must hold this module (repeatable)\n"
 		"  --volid ID           volume label (default KBUILD; A-Z 0-9 _, at most 32)\n"
 		"  --cmdline TEXT       more kernel arguments\n"
+		"  --secure-boot        UEFI boots through the signed shim and GRUB of the\n"
+		"                       GRUB root (add Debian's shim-signed and\n"
+		"                       grub-efi-amd64-signed to it): with Secure Boot on, the\n"
+		"                       kernel then loads modules signed by a key enrolled with\n"
+		"                       'mokutil --import' (MokManager is on the image)\n"
 		"  --source-date-epoch N  (default: $SOURCE_DATE_EPOCH; one is required)\n"
 		"  --ref NAME           point ref NAME at the image\n"
 		"  -o, --output FILE    also write the image to FILE\n");
@@ -125,7 +130,7 @@ static kb_err *finish(kb_store *s, const kb_oid *o, const char *ref, const char 
 }
 
 enum { O_BUSYBOX = 256, O_MODULES, O_KVER, O_LOAD, O_ADD, O_SDE, O_REF, O_KERNEL,
-       O_INITRAMFS, O_GRUB, O_DARK, O_MODULE, O_VOLID, O_CMDLINE };
+       O_INITRAMFS, O_GRUB, O_DARK, O_MODULE, O_VOLID, O_CMDLINE, O_SECBOOT };
 
 static kb_err *bad_opt(const char *cmd, int c, char **argv)
 {
@@ -246,6 +251,7 @@ static kb_err *iso(const char *dir, int argc, char **argv)
 		{"module", required_argument, NULL, O_MODULE},
 		{"volid", required_argument, NULL, O_VOLID},
 		{"cmdline", required_argument, NULL, O_CMDLINE},
+		{"secure-boot", no_argument, NULL, O_SECBOOT},
 		{"source-date-epoch", required_argument, NULL, O_SDE},
 		{"ref", required_argument, NULL, O_REF},
 		{"output", required_argument, NULL, 'o'},
@@ -268,6 +274,7 @@ static kb_err *iso(const char *dir, int argc, char **argv)
 		case O_MODULE: req[sp.nrequire++] = optarg; break;
 		case O_VOLID: sp.volid = optarg; break;
 		case O_CMDLINE: sp.cmdline = optarg; break;
+		case O_SECBOOT: sp.secure_boot = 1; break;
 		case O_SDE: sdes = optarg; break;
 		case O_REF: ref = optarg; break;
 		case 'o': output = optarg; break;

@@ -511,6 +511,81 @@ static kb_err *write_iso(kb_store *s, const kb_iso_spec *sp, const struct parts 
 	return err;
 }
 
+/* Secure Boot: the firmware trusts shim (signed by Microsoft), shim
+ * trusts GRUB and the kernel (signed by the distribution) and the MOK
+ * list, whose keys the kernel then trusts for modules. Debian's GRUB for
+ * CDs reads $cmdpath/grub.cfg, here the early config, when no medium has
+ * a /.disk/info; MokManager is there for 'mokutil --import'. */
+static const struct {
+	const char *fat, *root;
+} sb_files[] = {
+	{"EFI/BOOT/BOOTX64.EFI", "usr/lib/shim/shimx64.efi.signed"},
+	{"EFI/BOOT/GRUBX64.EFI", "usr/lib/grub/x86_64-efi-signed/gcdx64.efi.signed"},
+	{"EFI/BOOT/MMX64.EFI", "usr/lib/shim/mmx64.efi.signed"},
+};
+#define SB_FILES (sizeof sb_files / sizeof *sb_files)
+
+/* the FAT image El Torito's UEFI entry boots: EFI/BOOT/BOOTX64.EFI, or
+ * with secure_boot the signed chain and GRUB.CFG */
+static kb_err *efi_image(kb_store *s, kb_txn *t, const kb_iso_spec *sp, const char *volid,
+			 struct parts *p)
+{
+	kb_fat_file f[SB_FILES + 1];
+	size_t n = 0;
+	kb_err *err = NULL;
+	if (!sp->secure_boot) {
+		f[n].path = "EFI/BOOT/BOOTX64.EFI";
+		err = kb_txn_open(t, &p->efi, &f[n].fd);
+		n += !err;
+	}
+	for (size_t i = 0; sp->secure_boot && !err && i < SB_FILES; i++) {
+		kb_tree_entry e;
+		int found;
+		if ((err = lookup(s, &sp->grub_root, sb_files[i].root, &e, &found)))
+			break;
+		if (!found || (e.type != KB_ENT_FILE && e.type != KB_ENT_EXEC)) {
+			err = kb_errf("iso: Secure Boot needs /%s from the GRUB build root, which "
+				      "has none; add shim-signed and grub-efi-amd64-signed to its "
+				      "packages",
+				      sb_files[i].root);
+			break;
+		}
+		f[n].path = sb_files[i].fat;
+		if (!(err = kb_store_open_object(s, &e.hash, &f[n].fd)))
+			n++;
+	}
+	if (!err && sp->secure_boot) {
+		char *cfg = kb_grub_early_cfg(volid);
+		kb_hash h;
+		f[n].path = "EFI/BOOT/GRUB.CFG";
+		if (!(err = kb_txn_add_bytes(t, cfg, strlen(cfg), 0, &h)) &&
+		    !(err = kb_txn_open(t, &h, &f[n].fd)))
+			n++;
+		free(cfg);
+	}
+	for (size_t i = 0; !err && i < n; i++) {
+		struct stat st;
+		if (fstat(f[i].fd, &st) < 0)
+			err = kb_errno(errno, "cannot stat %s", f[i].path);
+		f[i].size = (uint64_t)st.st_size;
+	}
+	int fd = -1;
+	if (!err)
+		err = kb_pkg_tmpfile(s, &fd);
+	/* the serial: the epoch, as mkfs.fat would take it from the clock */
+	if (!err)
+		err = kb_fat_write(f, n, sp->sde, (uint32_t)sp->sde, "KBUILD_EFI", fd);
+	if (!err && lseek(fd, 0, SEEK_SET) < 0)
+		err = kb_errno(errno, "cannot rewind the FAT image");
+	if (!err)
+		err = kb_txn_add_fd(t, fd, 0, "the FAT image", &p->efiimg);
+	if (fd >= 0)
+		close(fd);
+	for (size_t i = 0; i < n; i++)
+		close(f[i].fd);
+	return err;
+}
+
 static kb_err *check_volid(const char *v)
 {
 	size_t n = strlen(v);
@@ -549,7 +624,8 @@ kb_err *kb_iso_build(kb_store *s, const kb_iso_spec *sp, kb_hash *out)
 	if (!err)
 		err = kb_initramfs_write(s, t, &sp->initramfs, sp->sde, &p.initrd);
 	if (!err)
-		err = kb_grub_images(s, t, &sp->grub_root, volid, sp->sde, &p.bios, &p.efi);
+		err = kb_grub_images(s, t, &sp->grub_root, volid, sp->sde, &p.bios,
+				     sp->secure_boot ? NULL : &p.efi);
 	if (!err) {
 		char *cfg = kb_asprintf(
 			"# written by kbuild iso\n"
@@ -566,27 +642,8 @@ kb_err *kb_iso_build(kb_store *s, const kb_iso_spec *sp, kb_hash *out)
 		err = kb_txn_add_bytes(t, cfg, strlen(cfg), 0, &p.cfg);
 		free(cfg);
 	}
-	int fd = -1;
 	if (!err)
-		err = kb_pkg_tmpfile(s, &fd);
-	if (!err) {
-		int efd;
-		struct stat st;
-		if (!(err = kb_txn_open(t, &p.efi, &efd))) {
-			if (fstat(efd, &st) < 0)
-				err = kb_errno(errno, "cannot stat BOOTX64.EFI");
-			kb_fat_file f = {"EFI/BOOT/BOOTX64.EFI", efd, (uint64_t)st.st_size};
-			/* the serial: the epoch, as mkfs.fat would take it from the clock */
-			if (!err)
-				err = kb_fat_write(&f, 1, sp->sde, (uint32_t)sp->sde, "KBUILD_EFI", fd);
-			close(efd);
-		}
-		if (!err && lseek(fd, 0, SEEK_SET) < 0)
-			err = kb_errno(errno, "cannot rewind the FAT image");
-		if (!err)
-			err = kb_txn_add_fd(t, fd, 0, "the FAT image", &p.efiimg);
-		close(fd);
-	}
+		err = efi_image(s, t, sp, volid, &p);
 	if (err) {
 		kb_txn_abort(t);
 	} else {

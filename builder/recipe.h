@@ -139,6 +139,7 @@ typedef struct {
 	const char *kernel_pkg, *busybox, *grub, *modules, *darksite, *volid, *cmdline;
 	const char **load;
 	size_t nload;
+	int secure_boot;
 } kb_step;
 
 typedef struct {

@@ -353,6 +353,21 @@ need_sandbox() {
 	fi
 }
 
+# qemu with UEFI Secure Boot on (OVMF with Microsoft's keys, as shipped by
+# Debian's ovmf); OVMF_VARS_MOK makes such a variable store with CERT.der
+# as an enrolled MOK. SB_CODE/SB_VARS exist when the firmware is there.
+SB_CODE=/usr/share/OVMF/OVMF_CODE_4M.ms.fd
+SB_VARS=/usr/share/OVMF/OVMF_VARS_4M.ms.fd
+sb_qemu() { # VARS-FILE ISO LOG: boots ISO (512 MiB; at most 180 s)
+	timeout 180 qemu-system-x86_64 -nographic -serial mon:stdio -no-reboot -m 512 \
+		-machine q35,smm=on -global driver=cfi.pflash01,property=secure,value=on \
+		-drive "if=pflash,format=raw,unit=0,file=$SB_CODE,readonly=on" \
+		-drive "if=pflash,format=raw,unit=1,file=$1" -cdrom "$2" </dev/null >"$3" 2>&1
+}
+ovmf_vars_mok() { # CERT.der OUT
+	python3 "$(dirname "${BASH_SOURCE[0]}")/mok-vars.py" "$SB_VARS" "$1" "$2"
+}
+
 finish() {
 	_kb_sancheck "(end of script)" || true
 	diag "$_kb_nok ok, $_kb_nfail failed"

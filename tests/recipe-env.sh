@@ -10,6 +10,8 @@
 #                            from upstream "fx", signed, packaged as a .deb
 #   boot_iso ISO             boots it in qemu (SeaBIOS); the init must show
 #                            the hello module live, signed by the MOK
+#   boot_iso_sb ISO CERT     the same with Secure Boot on (OVMF) and CERT
+#                            enrolled: the signature must verify
 WWW=$T/www
 P=$T/proj
 mkdir -p "$WWW" "$P/recipes" "$P/keys" "$P/src"
@@ -72,4 +74,15 @@ boot_iso() { # ISO
 	truth "it boots in qemu (SeaBIOS) with the module loaded, signed by the MOK" \
 		grep -aq 'kbuild-init: modules: hello(state=live,signer="kbuild module signing key mok",hash=sha256' "$T/boot.log"
 	grep -a 'kbuild-init' "$T/boot.log" | head -n1 | sed 's/^/# /'
+}
+boot_iso_sb() { # ISO CERT.der: boots it with Secure Boot on, CERT enrolled as a MOK
+	if [ "${KBUILD_VARIANT:-normal}" != normal ] || [ ! -r "$SB_CODE" ]; then
+		ok "skipped: the Secure Boot boot runs in the normal variant, with OVMF"
+		return
+	fi
+	ovmf_vars_mok "$2" "$T/vars-mok.fd"
+	sb_qemu "$T/vars-mok.fd" "$1" "$T/boot-sb.log"
+	truth "it boots with Secure Boot on and the MOK enrolled, the module's signature verified" \
+		grep -aq 'kbuild-init: modules: hello(state=live,signer="kbuild module signing key mok",hash=sha256,taint=O)' "$T/boot-sb.log"
+	truth "... under Secure Boot" grep -aq "secureboot: Secure boot enabled" "$T/boot-sb.log"
 }

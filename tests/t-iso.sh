@@ -5,7 +5,8 @@
 # times, reproducible); an ISO with Debian 12's kernel (El Torito BIOS and
 # UEFI entries, the files, byte-identical from another store, cwd, TZ and
 # umask); bad input refused with nothing written; and boots under qemu
-# (normal variant only: -kernel/-initrd, the ISO with SeaBIOS, with OVMF)
+# (normal variant only: -kernel/-initrd, the ISO with SeaBIOS, with OVMF,
+# with OVMF and Secure Boot, the key enrolled as a MOK or not)
 # that must print the init's line naming the module and its signer.
 . "$(dirname "$0")/lib.sh"
 
@@ -153,6 +154,35 @@ check "kbuild iso takes the kernel from an .rpm" kb iso --kernel "$W/kernel-core
 	--grub-root "$GR" --module iso_test --darksite "$SRC" -o "$W/c.iso"
 same "... the same ISO, byte for byte, as from the .deb" "$(sha "$W/c.iso" 2>/dev/null)" "$ISO"
 
+# Secure Boot: the grub root's signed shim and GRUB boot the ISO under UEFI
+check "kbuild iso --secure-boot" kb iso --secure-boot --kernel "$KD" --initramfs "$IT" \
+	--grub-root "$GR" --module iso_test -o "$W/sb.iso"
+SBISO=$(cat "$OUT")
+differ "... another image than without" "$SBISO" "$ISO"
+mkdir -p "$W/sbx" "$W/shim"
+bsdtar xf "$W/sb.iso" -C "$W/sbx" boot/grub/efi.img 2>/dev/null
+for d in "$FIX"/boot/shim-signed_*.deb "$FIX"/boot/shim-helpers-amd64-signed_*.deb \
+	"$FIX"/boot/grub-efi-amd64-signed_*.deb; do
+	dpkg-deb -x "$d" "$W/shim"
+done
+run mdir -b -i "$W/sbx/boot/grub/efi.img" ::/EFI/BOOT
+same "the EFI image holds shim, GRUB, MokManager and GRUB's config" "$(sort "$OUT")" \
+	"$(printf '::/EFI/BOOT/BOOTX64.EFI\n::/EFI/BOOT/GRUB.CFG\n::/EFI/BOOT/GRUBX64.EFI\n::/EFI/BOOT/MMX64.EFI')"
+for f in BOOTX64.EFI:usr/lib/shim/shimx64.efi.signed MMX64.EFI:usr/lib/shim/mmx64.efi.signed \
+	GRUBX64.EFI:usr/lib/grub/x86_64-efi-signed/gcdx64.efi.signed; do
+	mcopy -n -i "$W/sbx/boot/grub/efi.img" "::/EFI/BOOT/${f%%:*}" "$W/sbx/${f%%:*}"
+	same "... ${f%%:*} is Debian's signed ${f##*/}" "$(sha "$W/sbx/${f%%:*}")" "$(sha "$W/shim/${f#*:}")"
+done
+mcopy -n -i "$W/sbx/boot/grub/efi.img" ::/EFI/BOOT/GRUB.CFG "$W/sbx/grub.cfg"
+truth "... GRUB.CFG finds the ISO by its label" grep -q -- "--label KBUILD" "$W/sbx/grub.cfg"
+mapfile -t NOSHIM < <(printf '%s\n' "${GDEBS[@]}" | grep -v -e shim -e grub-efi-amd64-signed)
+GR0=$(kb -q buildroot "${NOSHIM[@]}")
+rm -f "$W/bad.iso"
+expect_fail 1 "--secure-boot with a GRUB root that has no shim is refused" kb iso --secure-boot \
+	--kernel "$KD" --initramfs "$IT" --grub-root "$GR0" -o "$W/bad.iso"
+err_has "... saying what to add" "usr/lib/shim/shimx64.efi.signed" "add shim-signed and grub-efi-amd64-signed"
+truth "... and no ISO written" [ ! -e "$W/bad.iso" ]
+
 # ---- bad input: refused, nothing written ----
 refuse() { # DESC MESSAGE ISO-ARGS...
 	local desc=$1 msg=$2
@@ -231,5 +261,24 @@ if [ -r /usr/share/ovmf/OVMF.fd ]; then
 	boot "the ISO with OVMF (UEFI)" "$W/boot-efi.log" -m 512 -bios /usr/share/ovmf/OVMF.fd -cdrom "$W/a.iso"
 else
 	ok "skipped: no /usr/share/ovmf/OVMF.fd"
+fi
+# Secure Boot on (OVMF with Microsoft's keys): the test key enrolled as a
+# MOK makes the module load; without it the kernel refuses the module
+if [ -r "$SB_CODE" ] && [ -r "$SB_VARS" ]; then
+	openssl x509 -in "$W/key/cert.pem" -outform DER -out "$W/key/cert.der"
+	check "an OVMF variable store with the test key as a MOK" ovmf_vars_mok "$W/key/cert.der" "$W/vars-mok.fd"
+	cp "$SB_VARS" "$W/vars-none.fd"
+	sb_qemu "$W/vars-mok.fd" "$W/sb.iso" "$W/boot-sb.log"
+	diag "Secure Boot, the key enrolled: $(grep -a -o 'kbuild-init: modules:.*' "$W/boot-sb.log" | tr -d '\r')"
+	truth "Secure Boot on, the key enrolled as a MOK: it boots" grep -aq "secureboot: Secure boot enabled" "$W/boot-sb.log"
+	truth "... the kernel took the MOK from shim" grep -aq "Loaded X.509 cert 'kbuild iso test key" "$W/boot-sb.log"
+	truth "... and the module's signature verified: live, taint O (not OE)" \
+		grep -aq 'iso_test(state=live,signer="kbuild iso test key",hash=sha256,taint=O)' "$W/boot-sb.log"
+	sb_qemu "$W/vars-none.fd" "$W/sb.iso" "$W/boot-sb0.log"
+	truth "Secure Boot, no key enrolled: the kernel refuses the module" \
+		grep -aq "iso_test.ko': Key was rejected by service" "$W/boot-sb0.log"
+	truth "... and it is not live" sh -c "! grep -aq 'iso_test(state=live' '$W/boot-sb0.log'"
+else
+	ok "skipped: no $SB_CODE"
 fi
 finish

@@ -464,8 +464,8 @@ sed -i 's/^    kernel = .*/    kernel = "${kver}"/' recipes/m.recipe
 {
 	echo 'package "kernel" { upstream = "fx" name = "linux-image-${kver}" }'
 	echo 'package "busybox" { upstream = "fx" name = "busybox-static" }'
-	echo 'buildroot "grub" { upstreams = ["fx"] packages = ["grub-common", "grub-pc-bin", "grub-efi-amd64-bin"] essential = false }'
-	echo 'iso "image" { kernel = "kernel" busybox = "busybox" grub = "grub" modules = "hello-signed" load = ["hello"] darksite = "site" source_date_epoch = 1700000000 }'
+	echo 'buildroot "grub" { upstreams = ["fx"] packages = ["grub-common", "grub-pc-bin", "grub-efi-amd64-bin", "shim-signed", "grub-efi-amd64-signed"] essential = false }'
+	echo 'iso "image" { kernel = "kernel" busybox = "busybox" grub = "grub" modules = "hello-signed" load = ["hello"] darksite = "site" secure_boot = true source_date_epoch = 1700000000 }'
 } >>recipes/m.recipe
 check "an ISO recipe locks and builds" sh -c "'$KBUILD' lock m && '$KBUILD' recipe m"
 err_has "... writing the image" "step image: image.iso written"
@@ -476,4 +476,5 @@ run xorriso -indev "$ISO" -report_el_torito plain
 out_has "it boots by BIOS and UEFI" "El Torito boot img :   1  BIOS" "El Torito boot img :   2  UEFI"
 check "the darksite is on it" sh -c "xorriso -indev '$ISO' -find /darksite/dists/stable -name InRelease 2>/dev/null | grep -q InRelease"
 boot_iso "$ISO"
+boot_iso_sb "$ISO" "$T/keys/mok.der"
 finish
