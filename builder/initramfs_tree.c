@@ -1,6 +1,7 @@
 /* Assembling an initramfs tree from parts: busybox taken from a .deb
  * (its /bin/busybox, with links for the few applets the init uses), the
- * modules (every .ko of a tree, below lib/modules/KVER/extra/, with a
+ * modules (every .ko of a tree, at its place below lib/modules/KVER/
+ * when the tree is laid out so, else below lib/modules/KVER/extra/, with a
  * modules.dep made from their .modinfo depends=), an init written here,
  * and extra files. The init loads the modules with insmod in dependency
  * order (no modprobe, no depmod: the order is computed here, at build
@@ -139,51 +140,58 @@ static void norm_name(char *s)
 			*s = '_';
 }
 
-static kb_err *find_kos(kb_store *s, const kb_hash *h, const char *prefix, int depth,
-			struct mods *ms)
+struct kos {
+	kb_store *s;
+	struct mods *ms;
+};
+
+/* where a module goes below lib/modules/KVER: a tree laid out as
+ * installed (lib/modules/KVER/extra/zfs/zfs.ko, as packages and the sign
+ * step have it) keeps its place; anything else goes below extra/ */
+static char *mod_path(kb_arena *a, const char *p, const char *kver)
 {
-	if (depth > 32)
-		return kb_errf("module tree: '%s' is nested too deep", prefix);
-	kb_tree t;
-	kb_err *err = kb_store_read_tree(s, h, &t);
-	if (err)
-		return kb_err_wrap(err, "module tree: directory '/%s'", prefix);
-	for (size_t i = 0; !err && i < t.n; i++) {
-		const kb_tree_entry *e = &t.e[i];
-		char *p = kb_arena_printf(ms->a, "%s%s%.*s", prefix, *prefix ? "/" : "",
-					  (int)e->namelen, e->name);
-		if (e->type == KB_ENT_DIR) {
-			err = find_kos(s, &e->hash, p, depth + 1, ms);
-			continue;
-		}
-		size_t len = strlen(p);
-		if ((e->type != KB_ENT_FILE && e->type != KB_ENT_EXEC) || len < 4 ||
-		    strcmp(p + len - 3, ".ko"))
-			continue;
-		ms->m = kb_arena_grow(ms->a, ms->m, ms->n, &ms->cap, sizeof *ms->m);
-		struct mod *m = &ms->m[ms->n];
-		memset(m, 0, sizeof *m);
-		m->path = kb_arena_printf(ms->a, "extra/%s", p);
-		m->hash = e->hash;
-		int fd;
-		char *what = kb_asprintf("module '/%s'", p);
-		if (!(err = kb_store_open_object(s, &e->hash, &fd))) {
-			err = kb_kmod_read(fd, what, &m->info);
-			close(fd);
-		}
-		free(what);
-		if (!err) {
-			if (!m->info.name) {
-				const char *b = strrchr(p, '/');
-				b = b ? b + 1 : p;
-				m->info.name = kb_strndup(b, strlen(b) - 3);
-			}
-			norm_name(m->info.name);
-			ms->n++;
-		}
+	static const char *const roots[] = {"lib/modules/", "usr/lib/modules/"};
+	size_t k = strlen(kver);
+	for (size_t i = 0; i < sizeof roots / sizeof *roots; i++) {
+		size_t n = strlen(roots[i]);
+		if (!strncmp(p, roots[i], n) && !strncmp(p + n, kver, k) && p[n + k] == '/')
+			return kb_arena_strdup(a, p + n + k + 1);
 	}
-	kb_tree_free(&t);
-	return err;
+	return kb_arena_printf(a, "extra/%s", p);
+}
+
+static kb_err *find_ko(void *ctx, const char *p, int depth, const kb_tree_entry *e)
+{
+	struct kos *c = ctx;
+	struct mods *ms = c->ms;
+	size_t len = strlen(p);
+	(void)depth;
+	if ((e->type != KB_ENT_FILE && e->type != KB_ENT_EXEC) || len < 4 ||
+	    strcmp(p + len - 3, ".ko"))
+		return NULL;
+	ms->m = kb_arena_grow(ms->a, ms->m, ms->n, &ms->cap, sizeof *ms->m);
+	struct mod *m = &ms->m[ms->n];
+	memset(m, 0, sizeof *m);
+	m->hash = e->hash;
+	int fd;
+	char *what = kb_asprintf("module '/%s'", p);
+	kb_err *err = kb_store_open_object(c->s, &e->hash, &fd);
+	if (!err) {
+		err = kb_kmod_read(fd, what, &m->info);
+		close(fd);
+	}
+	free(what);
+	if (err)
+		return err;
+	if (!m->info.name) {
+		const char *b = strrchr(p, '/');
+		b = b ? b + 1 : p;
+		m->info.name = kb_strndup(b, strlen(b) - 3);
+	}
+	norm_name(m->info.name);
+	m->path = mod_path(ms->a, p, m->info.release);
+	ms->n++;
+	return NULL;
 }
 
 static struct mod *by_name(struct mods *ms, const char *name)
@@ -314,7 +322,7 @@ kb_err *kb_initramfs_assemble(kb_store *s, kb_txn *t, const kb_initramfs_spec *s
 		err = put(a, &root, *d, 'd', &empty);
 
 	if (!err && sp->has_modules)
-		err = find_kos(s, &sp->modules, "", 0, &ms);
+		err = kb_tree_walk(s, &sp->modules, find_ko, &(struct kos){s, &ms});
 	if (!err && sp->has_modules && ms.n == 0)
 		err = kb_errf("the module tree has no .ko file");
 	for (size_t i = 0; !err && i < ms.n; i++) {

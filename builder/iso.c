@@ -146,55 +146,42 @@ struct imods {
 	kb_arena *a;
 };
 
-static kb_err *walk_mods(struct imods *m, const kb_hash *h, const char *prefix, int depth)
+static kb_err *check_mod(void *ctx, const char *p, int depth, const kb_tree_entry *e)
 {
-	if (depth > 32)
-		return kb_errf("initramfs: lib/modules/%s is nested too deep", prefix);
-	kb_tree t;
-	kb_err *err = kb_store_read_tree(m->s, h, &t);
-	int have = !err;
-	for (size_t i = 0; !err && i < t.n; i++) {
-		const kb_tree_entry *e = &t.e[i];
-		char *p = kb_arena_printf(m->a, "%s%s%.*s", prefix, *prefix ? "/" : "",
-					  (int)e->namelen, e->name);
-		size_t len = strlen(p);
-		if (e->type == KB_ENT_DIR) {
-			err = walk_mods(m, &e->hash, p, depth + 1);
-			continue;
-		}
-		if (e->type == KB_ENT_LINK || len < 4 || strcmp(p + len - 3, ".ko"))
-			continue;
-		int fd;
-		kb_kmod km;
-		char *what = kb_asprintf("initramfs module lib/modules/%s/%s", m->kver, p);
-		if (!(err = kb_store_open_object(m->s, &e->hash, &fd))) {
-			err = kb_kmod_read(fd, what, &km);
-			close(fd);
-		}
-		if (!err) {
-			if (km.machine != 62)
-				err = kb_errf("%s is not an x86-64 module (ELF machine %u)", what,
-					      km.machine);
-			else if (strcmp(km.release, m->kver))
-				err = kb_errf("%s was built for kernel %s (vermagic '%s'), but the "
-					      "image's kernel is %s; build it against the headers "
-					      "of %s",
-					      what, km.release, km.vermagic, m->kver, m->kver);
-			m->m = kb_arena_grow(m->a, m->m, m->n, &m->cap, sizeof *m->m);
-			const char *b = strrchr(p, '/');
-			b = b ? b + 1 : p;
-			char *nm = km.name ? kb_arena_strdup(m->a, km.name)
-					   : kb_arena_strndup(m->a, b, strlen(b) - 3);
-			for (char *c = nm; *c; c++)
-				if (*c == '-')
-					*c = '_';
-			m->m[m->n++] = (struct imod){nm, p};
-			kb_kmod_free(&km);
-		}
-		free(what);
+	struct imods *m = ctx;
+	size_t len = strlen(p);
+	(void)depth;
+	if ((e->type != KB_ENT_FILE && e->type != KB_ENT_EXEC) || len < 4 ||
+	    strcmp(p + len - 3, ".ko"))
+		return NULL;
+	int fd;
+	kb_kmod km;
+	char *what = kb_asprintf("initramfs module lib/modules/%s/%s", m->kver, p);
+	kb_err *err = kb_store_open_object(m->s, &e->hash, &fd);
+	if (!err) {
+		err = kb_kmod_read(fd, what, &km);
+		close(fd);
 	}
-	if (have)
-		kb_tree_free(&t);
+	if (!err) {
+		if (km.machine != 62)
+			err = kb_errf("%s is not an x86-64 module (ELF machine %u)", what,
+				      km.machine);
+		else if (strcmp(km.release, m->kver))
+			err = kb_errf("%s was built for kernel %s (vermagic '%s'), but the image's "
+				      "kernel is %s; build it against the headers of %s",
+				      what, km.release, km.vermagic, m->kver, m->kver);
+		m->m = kb_arena_grow(m->a, m->m, m->n, &m->cap, sizeof *m->m);
+		const char *b = strrchr(p, '/');
+		b = b ? b + 1 : p;
+		char *nm = km.name ? kb_arena_strdup(m->a, km.name)
+				   : kb_arena_strndup(m->a, b, strlen(b) - 3);
+		for (char *c = nm; *c; c++)
+			if (*c == '-')
+				*c = '_';
+		m->m[m->n++] = (struct imod){nm, kb_arena_strdup(m->a, p)};
+		kb_kmod_free(&km);
+	}
+	free(what);
 	return err;
 }
 
@@ -253,7 +240,7 @@ static kb_err *check_initramfs(kb_store *s, const kb_iso_spec *sp, const char *k
 						      "modules built for %s",
 						      (int)t.e[i].namelen, t.e[i].name, kver, kver);
 				else if (t.e[i].type == KB_ENT_DIR)
-					err = walk_mods(&m, &t.e[i].hash, "", 0);
+					err = kb_tree_walk(s, &t.e[i].hash, check_mod, &m);
 			kb_tree_free(&t);
 		}
 	}

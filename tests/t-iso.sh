@@ -56,6 +56,12 @@ IT=$(cat "$OUT")
 truth "... prints a tree hash" is_hash "$IT"
 check "its init names the module and its signer" kb store cat "$(kb store ls "$IT" | awk '$3 == "init" { print $2 }')"
 out_has "... " "insmod /lib/modules/$KVER/extra/iso_test.ko" 'kbuild iso test key' "poweroff -f"
+mkdir -p "$W/laid/lib/modules/$KVER/extra/sub" "$W/laid/usr/share/doc"
+cp "$W/mods/iso_test.ko" "$W/laid/lib/modules/$KVER/extra/sub/"
+check "a module tree laid out as installed (lib/modules/KVER/...)" \
+	kb initramfs assemble --busybox "$BB" --modules "$W/laid"
+check "... keeps the module's place" kb store cat "$(kb store ls "$(cat "$OUT")" | awk '$3 == "init" { print $2 }')"
+out_has "... " "insmod /lib/modules/$KVER/extra/sub/iso_test.ko"
 check "initramfs write" kb initramfs write -o "$W/initrd.img" "$IT"
 IH=$(cat "$OUT")
 same "the file is the blob" "$(sha "$W/initrd.img")" "$IH"
