@@ -760,11 +760,23 @@ static void opt(kb_buf *def, const char *what, const char *v)
 		quoted(def, what, v);
 }
 
+/* The output format of kbuild's own writer for a step kind. Bump it when
+ * the writer makes other bytes from the same inputs, so results cached by
+ * an older kbuild are made again; written into the definition only from
+ * 2 on, so that keys made before this existed stay valid.
+ *   iso 2: modules of a tree laid out as installed keep their place */
+static int writer_version(kb_stepkind k)
+{
+	return k == KB_STEP_ISO ? 2 : 1;
+}
+
 /* what a step is, apart from what it reads: also part of its run key */
 void kb_step_def(const kb_step *st, kb_buf *def)
 {
 	kb_buf_addf(def, "%s %s\nepoch %lld\n", kb_stepkind_name(st->kind), st->name,
 		    (long long)st->epoch);
+	if (st->kind != KB_STEP_RUN && writer_version(st->kind) > 1)
+		kb_buf_addf(def, "writer %d\n", writer_version(st->kind));
 	for (size_t i = 0; i < st->argc; i++)
 		quoted(def, "arg", st->argv[i]);
 	for (size_t i = 0; i < st->nenv; i++)
