@@ -121,17 +121,11 @@ typedef struct {
 static kb_err *check_vermagic(void *ctx, const char *path, int depth, const kb_tree_entry *e)
 {
 	vmcheck *c = ctx;
-	size_t len = strlen(path);
 	(void)depth;
-	if (e->type == KB_ENT_LINK || e->type == KB_ENT_DIR || len < 4 || strcmp(path + len - 3, ".ko"))
+	if (!kb_kmod_is_ko(path, e))
 		return NULL;
-	int fd;
-	kb_kmod km = {0};
-	kb_err *err = kb_store_open_object(c->s, &e->hash, &fd);
-	if (!err) {
-		err = kb_kmod_read(fd, path, &km);
-		close(fd);
-	}
+	kb_kmod km;
+	kb_err *err = kb_kmod_read_object(c->s, &e->hash, path, path, &km);
 	if (!err && strcmp(km.release, c->st->kernel))
 		err = step_err(c->st, kb_errf("module %s has vermagic '%s', not kernel %s", path,
 					      km.vermagic, c->st->kernel));

@@ -42,6 +42,13 @@ typedef struct {
  * has no vermagic. */
 KB_MUST kb_err *kb_kmod_read(int fd, const char *what, kb_kmod *out);
 void kb_kmod_free(kb_kmod *m);
+/* kb_tree_walk's view of modules: 0 unless e is a file named *.ko */
+int kb_kmod_is_ko(const char *path, const kb_tree_entry *e);
+/* kb_kmod_read of that file's store object; name is then always set (from
+ * the file name when .modinfo has none) with '-' made '_', as the kernel
+ * names modules */
+KB_MUST kb_err *kb_kmod_read_object(kb_store *s, const kb_hash *h, const char *path,
+				    const char *what, kb_kmod *out);
 
 /* ---- packages read from the store (pkgfile.c) ---- */
 /* Called for each entry of a .deb's data.tar or an .rpm's payload: path

@@ -164,31 +164,18 @@ static kb_err *find_ko(void *ctx, const char *p, int depth, const kb_tree_entry 
 {
 	struct kos *c = ctx;
 	struct mods *ms = c->ms;
-	size_t len = strlen(p);
 	(void)depth;
-	if ((e->type != KB_ENT_FILE && e->type != KB_ENT_EXEC) || len < 4 ||
-	    strcmp(p + len - 3, ".ko"))
+	if (!kb_kmod_is_ko(p, e))
 		return NULL;
 	ms->m = kb_arena_grow(ms->a, ms->m, ms->n, &ms->cap, sizeof *ms->m);
 	struct mod *m = &ms->m[ms->n];
 	memset(m, 0, sizeof *m);
 	m->hash = e->hash;
-	int fd;
 	char *what = kb_asprintf("module '/%s'", p);
-	kb_err *err = kb_store_open_object(c->s, &e->hash, &fd);
-	if (!err) {
-		err = kb_kmod_read(fd, what, &m->info);
-		close(fd);
-	}
+	kb_err *err = kb_kmod_read_object(c->s, &e->hash, p, what, &m->info);
 	free(what);
 	if (err)
 		return err;
-	if (!m->info.name) {
-		const char *b = strrchr(p, '/');
-		b = b ? b + 1 : p;
-		m->info.name = kb_strndup(b, strlen(b) - 3);
-	}
-	norm_name(m->info.name);
 	m->path = mod_path(ms->a, p, m->info.release);
 	ms->n++;
 	return NULL;

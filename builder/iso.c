@@ -149,19 +149,12 @@ struct imods {
 static kb_err *check_mod(void *ctx, const char *p, int depth, const kb_tree_entry *e)
 {
 	struct imods *m = ctx;
-	size_t len = strlen(p);
 	(void)depth;
-	if ((e->type != KB_ENT_FILE && e->type != KB_ENT_EXEC) || len < 4 ||
-	    strcmp(p + len - 3, ".ko"))
+	if (!kb_kmod_is_ko(p, e))
 		return NULL;
-	int fd;
 	kb_kmod km;
 	char *what = kb_asprintf("initramfs module lib/modules/%s/%s", m->kver, p);
-	kb_err *err = kb_store_open_object(m->s, &e->hash, &fd);
-	if (!err) {
-		err = kb_kmod_read(fd, what, &km);
-		close(fd);
-	}
+	kb_err *err = kb_kmod_read_object(m->s, &e->hash, p, what, &km);
 	if (!err) {
 		if (km.machine != 62)
 			err = kb_errf("%s is not an x86-64 module (ELF machine %u)", what,
@@ -171,14 +164,7 @@ static kb_err *check_mod(void *ctx, const char *p, int depth, const kb_tree_entr
 				      "kernel is %s; build it against the headers of %s",
 				      what, km.release, km.vermagic, m->kver, m->kver);
 		m->m = kb_arena_grow(m->a, m->m, m->n, &m->cap, sizeof *m->m);
-		const char *b = strrchr(p, '/');
-		b = b ? b + 1 : p;
-		char *nm = km.name ? kb_arena_strdup(m->a, km.name)
-				   : kb_arena_strndup(m->a, b, strlen(b) - 3);
-		for (char *c = nm; *c; c++)
-			if (*c == '-')
-				*c = '_';
-		m->m[m->n++] = (struct imod){nm, kb_arena_strdup(m->a, p)};
+		m->m[m->n++] = (struct imod){kb_arena_strdup(m->a, km.name), kb_arena_strdup(m->a, p)};
 		kb_kmod_free(&km);
 	}
 	free(what);

@@ -30,6 +30,36 @@ void kb_kmod_free(kb_kmod *m)
 	memset(m, 0, sizeof *m);
 }
 
+int kb_kmod_is_ko(const char *path, const kb_tree_entry *e)
+{
+	size_t len = strlen(path);
+	return (e->type == KB_ENT_FILE || e->type == KB_ENT_EXEC) && len > 3 &&
+	       !strcmp(path + len - 3, ".ko");
+}
+
+kb_err *kb_kmod_read_object(kb_store *s, const kb_hash *h, const char *path, const char *what,
+			    kb_kmod *m)
+{
+	int fd;
+	memset(m, 0, sizeof *m);
+	kb_err *err = kb_store_open_object(s, h, &fd);
+	if (err)
+		return kb_err_wrap(err, "%s", what);
+	err = kb_kmod_read(fd, what, m);
+	close(fd);
+	if (err)
+		return err;
+	if (!m->name) {
+		const char *b = strrchr(path, '/');
+		b = b ? b + 1 : path;
+		m->name = kb_strndup(b, strlen(b) - 3);
+	}
+	for (char *c = m->name; *c; c++)
+		if (*c == '-')
+			*c = '_';
+	return NULL;
+}
+
 static kb_err *pread_all(int fd, void *p, size_t n, uint64_t off, const char *what)
 {
 	size_t done = 0;
