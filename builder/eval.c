@@ -775,7 +775,7 @@ void kb_step_def(const kb_step *st, kb_buf *def)
 {
 	kb_buf_addf(def, "%s %s\nepoch %lld\n", kb_stepkind_name(st->kind), st->name,
 		    (long long)st->epoch);
-	if (st->kind != KB_STEP_RUN && writer_version(st->kind) > 1)
+	if (writer_version(st->kind) > 1)
 		kb_buf_addf(def, "writer %d\n", writer_version(st->kind));
 	for (size_t i = 0; i < st->argc; i++)
 		quoted(def, "arg", st->argv[i]);

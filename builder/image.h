@@ -42,6 +42,8 @@ typedef struct {
  * has no vermagic. */
 KB_MUST kb_err *kb_kmod_read(int fd, const char *what, kb_kmod *out);
 void kb_kmod_free(kb_kmod *m);
+/* a module name as the kernel keeps it: '-' made '_' */
+void kb_kmod_norm_name(char *name);
 /* kb_tree_walk's view of modules: 0 unless e is a file named *.ko */
 int kb_kmod_is_ko(const char *path, const kb_tree_entry *e);
 /* kb_kmod_read of that file's store object; name is then always set (from

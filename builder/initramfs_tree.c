@@ -133,13 +133,6 @@ struct mods {
 	kb_arena *a;
 };
 
-static void norm_name(char *s)
-{
-	for (; *s; s++)
-		if (*s == '-')
-			*s = '_';
-}
-
 struct kos {
 	kb_store *s;
 	struct mods *ms;
@@ -184,7 +177,7 @@ static kb_err *find_ko(void *ctx, const char *p, int depth, const kb_tree_entry 
 static struct mod *by_name(struct mods *ms, const char *name)
 {
 	char *n = kb_strdup(name);
-	norm_name(n);
+	kb_kmod_norm_name(n);
 	struct mod *r = NULL;
 	for (size_t i = 0; i < ms->n && !r; i++)
 		if (!strcmp(ms->m[i].info.name, n))

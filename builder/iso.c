@@ -252,9 +252,7 @@ static kb_err *check_initramfs(kb_store *s, const kb_iso_spec *sp, const char *k
 	kb_buf_free(&list);
 	for (size_t r = 0; !err && r < sp->nrequire; r++) {
 		char *want = kb_strdup(sp->require[r]);
-		for (char *c = want; *c; c++)
-			if (*c == '-')
-				*c = '_';
+		kb_kmod_norm_name(want);
 		size_t i = 0;
 		while (i < m.n && strcmp(m.m[i].name, want))
 			i++;
@@ -540,7 +538,8 @@ static kb_err *efi_image(kb_store *s, kb_txn *t, const kb_iso_spec *sp, const ch
 		struct stat st;
 		if (fstat(f[i].fd, &st) < 0)
 			err = kb_errno(errno, "cannot stat %s", f[i].path);
-		f[i].size = (uint64_t)st.st_size;
+		else
+			f[i].size = (uint64_t)st.st_size;
 	}
 	int fd = -1;
 	if (!err)

@@ -30,6 +30,13 @@ void kb_kmod_free(kb_kmod *m)
 	memset(m, 0, sizeof *m);
 }
 
+void kb_kmod_norm_name(char *name)
+{
+	for (; *name; name++)
+		if (*name == '-')
+			*name = '_';
+}
+
 int kb_kmod_is_ko(const char *path, const kb_tree_entry *e)
 {
 	size_t len = strlen(path);
@@ -54,9 +61,7 @@ kb_err *kb_kmod_read_object(kb_store *s, const kb_hash *h, const char *path, con
 		b = b ? b + 1 : path;
 		m->name = kb_strndup(b, strlen(b) - 3);
 	}
-	for (char *c = m->name; *c; c++)
-		if (*c == '-')
-			*c = '_';
+	kb_kmod_norm_name(m->name);
 	return NULL;
 }
 

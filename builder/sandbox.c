@@ -1017,7 +1017,8 @@ kb_err *kb_sandbox_run(const kb_sandbox_spec *s, int *status)
 				next = now + s->progress_ms;
 			}
 			struct pollfd pf = {rep[0], POLLIN, 0};
-			if (poll(&pf, 1, (int)(next - now_ms() > 0 ? next - now_ms() : 0)) == 0)
+			int64_t wait = next - now_ms();
+			if (poll(&pf, 1, wait > 0 ? (int)wait : 0) == 0)
 				continue;
 		}
 		ssize_t n = read(rep[0], chunk, sizeof chunk);
